@@ -1,0 +1,405 @@
+"""The run config: one YAML file names everything a transfer matrix needs.
+
+Example (the built-in demo, ``configs/demo.yaml``)::
+
+    name: demo
+    data: {kind: digits}
+    domains: [original, rotated, inverted, noisy]
+    pairs: all
+    methods: [finetune, dann, coral, scratch]
+    budgets: [0, 5]
+    seeds: 3
+    model: {backbone: mlp, hidden: [128]}
+    train: {steps: 300, batch_size: 64, lr: 0.001}
+
+``load_config(path)`` parses it with ``yaml.safe_load`` and validates every field; any problem raises
+:class:`~adapt.errors.ConfigError` whose one-line message names the file, the field and what was expected.
+Defaults live here (``DATA_DEFAULTS``, ``MODEL_DEFAULTS``, ``TRAIN_DEFAULTS``) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, TransferlabError
+
+TOP_LEVEL_KEYS = ("name", "data", "domains", "pairs", "methods", "budgets", "seeds", "model", "train")
+
+DATA_DEFAULTS: dict[str, Any] = {"kind": "digits", "test_fraction": 0.3, "transductive": False}
+DATA_KEYS = {
+    # shared
+    "kind", "path", "files", "test_fraction", "transductive", "preprocess",
+    # arrays
+    "x_key", "y_key", "label_column", "format",
+    # digits
+    "names",
+    # shift
+    "n_samples", "n_features", "n_classes", "separation", "seed", "shifts",
+    # imagefolder / torchvision digits
+    "image_size", "grayscale", "download", "max_per_class",
+    # hf
+    "dataset", "text_column", "domain_column", "split", "config_name",
+}
+PREPROCESS_STEPS = ("l1", "zscore", "standardize")
+
+MODEL_DEFAULTS: dict[str, Any] = {"backbone": "mlp", "hidden": [128], "dropout": 0.0, "pretrained": True}
+MODEL_KEYS = {"backbone", "hidden", "dropout", "pretrained", "channels", "model_name", "max_length",
+              "head_hidden", "weights"}
+BACKBONES = ("mlp", "cnn", "resnet18", "resnet50", "hf")
+
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "steps": 300,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 5e-4,
+    "optimizer": "adam",
+    "eval_every": 50,
+    "selection": "last",
+    "augment": False,
+    "amp": True,
+    "device": "auto",
+}
+TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "patience", "lr_schedule"}
+SELECTION_RULES = ("last", "im", "snd", "entropy")
+
+METHOD_NAMES = ("finetune", "dann", "coral", "coral-closed", "scratch")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method as configured: its registered ``name``, the ``label`` records use, and its parameters."""
+
+    name: str
+    label: str
+    params: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass
+class Config:
+    """A validated run config (see the module docstring). ``path`` is where it came from, if a file."""
+
+    name: str
+    data: dict
+    domains: list[str] | None
+    pairs: str | list[tuple[str, str]]
+    methods: list[MethodSpec]
+    budgets: list[int]
+    seeds: list[int]
+    model: dict
+    train: dict
+    path: Path | None = None
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent if self.path else Path(".")
+
+    def to_dict(self) -> dict:
+        """The resolved config, as plain data (what ``run.json`` records)."""
+        return {
+            "name": self.name,
+            "data": copy.deepcopy(self.data),
+            "domains": self.domains,
+            "pairs": self.pairs if isinstance(self.pairs, str) else [list(p) for p in self.pairs],
+            "methods": [{"name": m.name, "label": m.label, **m.params} for m in self.methods],
+            "budgets": list(self.budgets),
+            "seeds": list(self.seeds),
+            "model": copy.deepcopy(self.model),
+            "train": copy.deepcopy(self.train),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise TransferlabError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise TransferlabError(f"{path}: malformed YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise TransferlabError(f"{path}: not a text (UTF-8) YAML file") from None
+    return parse_config(raw, source=str(path), path=path)
+
+
+def parse_config(raw: Any, source: str | None = None, path: Path | None = None) -> Config:
+    """Validate a config given as a mapping (the parsed YAML)."""
+    where = source or "config"
+
+    def fail(field_name: str, message: str):
+        raise ConfigError(field_name, message, where)
+
+    if raw is None:
+        raise TransferlabError(f"{where}: the config is empty; expected a mapping with at least 'name'")
+    if not isinstance(raw, Mapping):
+        raise TransferlabError(f"{where}: expected a YAML mapping at the top level, got {type(raw).__name__}")
+    unknown = sorted(set(map(str, raw)) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        fail(unknown[0], f"unknown key; expected one of {list(TOP_LEVEL_KEYS)}")
+
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        fail("name", f"expected a non-empty string, got {name!r}")
+    if any(c in name for c in "/\\") or name in (".", ".."):
+        fail("name", f"must be usable as a folder name (no '/' or '\\'), got {name!r}")
+
+    data = _parse_data(raw.get("data"), fail)
+    domains = raw.get("domains")
+    if domains is not None:
+        if not isinstance(domains, list) or not domains or not all(isinstance(d, str) for d in domains):
+            fail("domains", f"expected a non-empty list of domain names, got {domains!r}")
+        if len(set(domains)) != len(domains):
+            fail("domains", f"lists a domain twice: {domains}")
+
+    pairs = _parse_pairs(raw.get("pairs", "all"), fail)
+    methods = _parse_methods(raw.get("methods"), fail)
+    budgets = _parse_budgets(raw.get("budgets", [0]), fail)
+    seeds = _parse_seeds(raw.get("seeds", 3), fail)
+    model = _parse_model(raw.get("model"), fail)
+    train = _parse_train(raw.get("train"), fail)
+
+    if data.get("transductive") and any(b > 0 for b in budgets):
+        fail("data.transductive", "the transductive protocol is unsupervised: it needs budgets: [0]")
+    if pairs != "all":
+        if domains is not None:
+            missing = sorted({d for p in pairs for d in p} - set(domains))
+            if missing:
+                fail("pairs", f"names domain {missing[0]!r}, which is not in 'domains' {domains}")
+    if budgets == [0] and any(m.name == "scratch" for m in methods):
+        fail("methods", "'scratch' trains on target labels only and needs a budget > 0 in 'budgets'")
+    return Config(name=name.strip(), data=data, domains=domains, pairs=pairs, methods=methods,
+                  budgets=budgets, seeds=seeds, model=model, train=train, path=path)
+
+
+def resolve_domains(config: Config, available: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The domain subset and ordered (source, target) pairs of a config, checked against loaded domains."""
+    names = list(available)
+    if config.domains is not None:
+        missing = [d for d in config.domains if d not in available]
+        if missing:
+            raise ConfigError("domains", f"unknown domain {missing[0]!r}; the data has {names}",
+                              str(config.path or "config"))
+        names = list(config.domains)
+    if config.pairs == "all":
+        pairs = [(s, t) for s in names for t in names if s != t]
+        if not pairs:
+            raise ConfigError("pairs", f"'all' needs at least two domains, the data has {names}",
+                              str(config.path or "config"))
+    else:
+        pairs = list(config.pairs)
+        for s, t in pairs:
+            for d in (s, t):
+                if d not in available:
+                    raise ConfigError("pairs", f"names unknown domain {d!r}; the data has {names}",
+                                      str(config.path or "config"))
+    return names, pairs
+
+
+# ---------------------------------------------------------------------------------------------- fields
+def _parse_data(data, fail) -> dict:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        fail("data", f"expected a mapping like {{kind: digits}}, got {data!r}")
+    bad = sorted(set(map(str, data)) - DATA_KEYS)
+    if bad:
+        fail(f"data.{bad[0]}", f"unknown key; expected one of {sorted(DATA_KEYS)}")
+    out = {**DATA_DEFAULTS, **copy.deepcopy(dict(data))}
+    from .domains import FAMILIES
+
+    if out["kind"] not in FAMILIES:
+        fail("data.kind", f"unknown family {out['kind']!r}; expected one of {sorted(FAMILIES)}")
+    tf = out["test_fraction"]
+    if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not 0 < tf < 1:
+        fail("data.test_fraction", f"expected a number in (0, 1), got {tf!r}")
+    if not isinstance(out["transductive"], bool):
+        fail("data.transductive", f"expected true or false, got {out['transductive']!r}")
+    if out["kind"] in ("arrays", "imagefolder") and not out.get("path"):
+        fail("data.path", f"family {out['kind']!r} needs a folder path")
+    if "path" in out and not isinstance(out["path"], str):
+        fail("data.path", f"expected a path string, got {out['path']!r}")
+    pre = out.get("preprocess", [])
+    if isinstance(pre, str):
+        pre = [pre]
+    if not isinstance(pre, list) or not all(isinstance(s, str) for s in pre):
+        fail("data.preprocess", f"expected a list of steps from {list(PREPROCESS_STEPS)}, got {pre!r}")
+    for step in pre:
+        if step not in PREPROCESS_STEPS:
+            fail("data.preprocess", f"unknown step {step!r}; expected some of {list(PREPROCESS_STEPS)}")
+    out["preprocess"] = pre
+    files = out.get("files")
+    if files is not None:
+        if not isinstance(files, Mapping) or not files:
+            fail("data.files", "expected a mapping {domain: file} or {domain: {train: F, test: F}}")
+        for dom, spec in files.items():
+            if isinstance(spec, str):
+                continue
+            if isinstance(spec, Mapping) and set(spec) == {"train", "test"} and all(
+                isinstance(v, str) for v in spec.values()
+            ):
+                continue
+            fail(f"data.files.{dom}", f"expected a file name or {{train: F, test: F}}, got {spec!r}")
+    return out
+
+
+def _parse_pairs(pairs, fail):
+    if pairs == "all":
+        return "all"
+    if not isinstance(pairs, list):
+        fail("pairs", f"expected 'all' or a list of [source, target] pairs, got {pairs!r}")
+    if not pairs:
+        fail("pairs", "is empty; expected 'all' or at least one [source, target] pair")
+    out = []
+    for i, p in enumerate(pairs):
+        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(isinstance(d, str) for d in p)):
+            fail(f"pairs[{i}]", f"expected [source, target] (two domain names), got {p!r}")
+        out.append((p[0], p[1]))
+    if len(set(out)) != len(out):
+        fail("pairs", "lists a pair twice")
+    return out
+
+
+def _parse_methods(methods, fail) -> list[MethodSpec]:
+    if methods is None:
+        methods = ["finetune", "dann", "coral", "scratch"]
+    if isinstance(methods, str):
+        methods = [methods]
+    if not isinstance(methods, list) or not methods:
+        fail("methods", f"expected a non-empty list of methods from {list(METHOD_NAMES)}, got {methods!r}")
+    out: list[MethodSpec] = []
+    for i, m in enumerate(methods):
+        if isinstance(m, str):
+            name, params = m, {}
+        elif isinstance(m, Mapping) and isinstance(m.get("name"), str):
+            params = {k: v for k, v in m.items() if k not in ("name", "label")}
+            name = m["name"]
+        else:
+            fail(f"methods[{i}]", f"expected a method name or {{name: ..., <params>}}, got {m!r}")
+        if name not in METHOD_NAMES:
+            fail(f"methods[{i}]", f"unknown method {name!r}; expected one of {list(METHOD_NAMES)}")
+        label = m.get("label", name) if isinstance(m, Mapping) else name
+        if not isinstance(label, str) or not label:
+            fail(f"methods[{i}].label", f"expected a non-empty string, got {label!r}")
+        try:
+            from .methods import check_method_params
+        except ImportError:  # the methods package is not built yet in this checkout
+            checked = dict(params)
+        else:
+            try:
+                checked = check_method_params(name, params)
+            except (ValueError, TypeError, KeyError) as err:
+                fail(f"methods[{i}]", f"{name}: {err}")
+        out.append(MethodSpec(name=name, label=label, params=checked))
+    labels = [m.label for m in out]
+    dup = sorted({label for label in labels if labels.count(label) > 1})
+    if dup:
+        fail("methods", f"method label {dup[0]!r} is used twice; give variants distinct 'label's")
+    return out
+
+
+def _parse_budgets(budgets, fail) -> list[int]:
+    if isinstance(budgets, int) and not isinstance(budgets, bool):
+        budgets = [budgets]
+    if not isinstance(budgets, list) or not budgets:
+        fail("budgets", f"expected a non-empty list of labels-per-class counts, got {budgets!r}")
+    for b in budgets:
+        if isinstance(b, bool) or not isinstance(b, int):
+            fail("budgets", f"expected integers (target labels per class), got {b!r}")
+        if b < 0:
+            fail("budgets", f"must be >= 0 (0 = unsupervised), got {b}")
+    if len(set(budgets)) != len(budgets):
+        fail("budgets", f"lists a budget twice: {budgets}")
+    return sorted(budgets)
+
+
+def _parse_seeds(seeds, fail) -> list[int]:
+    if isinstance(seeds, bool):
+        fail("seeds", f"expected a positive integer (number of seeds) or a list of seeds, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            fail("seeds", f"expected a positive number of seeds, got {seeds}")
+        return list(range(seeds))
+    if isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            fail("seeds", f"expected distinct non-negative integers, got {seeds}")
+        return list(seeds)
+    fail("seeds", f"expected a positive integer (number of seeds) or a list of seeds, got {seeds!r}")
+
+
+def _parse_model(model, fail) -> dict:
+    if model is None:
+        model = {}
+    if not isinstance(model, Mapping):
+        fail("model", f"expected a mapping like {{backbone: mlp, hidden: [128]}}, got {model!r}")
+    bad = sorted(set(map(str, model)) - MODEL_KEYS)
+    if bad:
+        fail(f"model.{bad[0]}", f"unknown key; expected one of {sorted(MODEL_KEYS)}")
+    out = {**copy.deepcopy(MODEL_DEFAULTS), **copy.deepcopy(dict(model))}
+    if out["backbone"] not in BACKBONES:
+        fail("model.backbone", f"unknown backbone {out['backbone']!r}; expected one of {list(BACKBONES)}")
+    hidden = out["hidden"]
+    if not isinstance(hidden, list) or not all(
+        isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden
+    ):
+        fail("model.hidden", f"expected a list of positive layer widths (may be empty), got {hidden!r}")
+    dropout = out["dropout"]
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        fail("model.dropout", f"expected a number in [0, 1), got {dropout!r}")
+    if not isinstance(out["pretrained"], (bool, str)):
+        fail("model.pretrained", f"expected true/false or a weights file path, got {out['pretrained']!r}")
+    return out
+
+
+def _parse_train(train, fail) -> dict:
+    if train is None:
+        train = {}
+    if not isinstance(train, Mapping):
+        fail("train", f"expected a mapping like {{steps: 300, batch_size: 64, lr: 0.001}}, got {train!r}")
+    bad = sorted(set(map(str, train)) - TRAIN_KEYS)
+    if bad:
+        fail(f"train.{bad[0]}", f"unknown key; expected one of {sorted(TRAIN_KEYS)}")
+    out = {**TRAIN_DEFAULTS, **copy.deepcopy(dict(train))}
+    for key in ("steps", "batch_size", "eval_every"):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            fail(f"train.{key}", f"expected a positive integer, got {v!r}")
+    for key in ("lr",):
+        v = out[key]
+        if isinstance(v, str):
+            try:
+                v = float(v)  # YAML reads 1e-3 (no dot) as a string
+            except ValueError:
+                pass
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
+            fail(f"train.{key}", f"expected a positive number, got {out[key]!r}")
+        out[key] = float(v)
+    wd = out["weight_decay"]
+    if isinstance(wd, str):
+        try:
+            wd = float(wd)
+        except ValueError:
+            pass
+    if isinstance(wd, bool) or not isinstance(wd, (int, float)) or wd < 0:
+        fail("train.weight_decay", f"expected a number >= 0, got {out['weight_decay']!r}")
+    out["weight_decay"] = float(wd)
+    if out["optimizer"] not in ("adam", "sgd", "adamw"):
+        fail("train.optimizer", f"expected one of ['adam', 'adamw', 'sgd'], got {out['optimizer']!r}")
+    if out["selection"] not in SELECTION_RULES:
+        fail("train.selection", f"expected one of {list(SELECTION_RULES)}, got {out['selection']!r}")
+    for key in ("augment", "amp"):
+        if not isinstance(out[key], bool):
+            fail(f"train.{key}", f"expected true or false, got {out[key]!r}")
+    if out["device"] not in ("auto", "cpu", "cuda") and not str(out["device"]).startswith("cuda:"):
+        fail("train.device", f"expected auto, cpu, cuda or cuda:N, got {out['device']!r}")
+    return out
