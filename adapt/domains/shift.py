@@ -6,7 +6,8 @@ pairwise class-mean distance is ``separation·√2``. Each domain draws its own 
 seed and the domain's name) and applies its shifts, each with a severity in ``[0, 1]`` (0 = none):
 
 - ``covariate: s`` — ``x ↦ (x·R)·D + s·2.5·separation·u``: a rotation ``R`` by ``60°·s`` in a random plane, a
-  per-feature scale ``D`` drawn in ``[1, 1+2s]`` and a translation along a unit direction ``u`` in the span of the class means. ``p(y|x)``
+  per-feature scale ``D`` drawn in ``[1, 1+2s]`` (plane, scales and direction are fixed by the family seed,
+  so equal severities are equal shifts) and a translation along a unit direction ``u`` in the span of the class means. ``p(y|x)``
   moves with ``x`` (the labelling function is the same up to the transform), so alignment can undo it.
 - ``label: s`` — class priors ``p_k ∝ exp(−3·s·k/(K−1))``: at ``s=1`` the rarest class is ~20× rarer.
 - ``concept: s`` — the label–feature relation changes: the first ``round(s·K)`` classes are permuted
@@ -81,7 +82,7 @@ def make_shift_domain(
     x = means[y] + rng.normal(size=(n_samples, n_features))
 
     if covariate > 0:
-        geo = np.random.default_rng(stable_seed("covariate", seed, name))
+        geo = np.random.default_rng(stable_seed("covariate", seed))
         plane, _ = np.linalg.qr(geo.normal(size=(n_features, 2)))
         angle = np.deg2rad(60.0 * covariate)
         rot = np.eye(n_features) + (np.cos(angle) - 1) * (plane @ plane.T)
