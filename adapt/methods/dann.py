@@ -1,0 +1,45 @@
+"""``dann``: Domain-Adversarial Neural Networks (Ganin et al., JMLR 2016).
+
+Adds ``loss_domain`` = ``trade_off`` × :class:`~adapt.losses.DomainAdversarialLoss` on the features of a
+source and an unlabelled-target batch, through a gradient reversal layer with coefficient
+``λ_p = 2/(1+exp(−γp)) − 1`` (``lambda_schedule: true``, γ = ``gamma`` = 10; ``false`` = constant 1) and a
+2-hidden-layer discriminator (``disc_hidden`` units) ending in one logit (BCE-with-logits). The learning
+rate is annealed ``μ_p = μ0 / (1+10p)^0.75`` (``lr_anneal: true``), the paper's defaults (§5.2.2).
+Labelled target samples (budget > 0) add their cross-entropy.
+"""
+
+from __future__ import annotations
+
+from ..losses import DomainAdversarialLoss, DomainDiscriminator, dann_lambda, dann_lr_factor
+from .base import Method, Phase, boolean, integer, number
+
+
+class DANN(Method):
+    name = "dann"
+    PARAMS = {
+        "trade_off": (1.0, number(0.0)),
+        "lambda_schedule": (True, boolean),
+        "gamma": (10.0, number(0.0)),
+        "lr_anneal": (True, boolean),
+        "disc_hidden": (256, integer(1)),
+    }
+
+    def __init__(self, params: dict, feature_dim: int, n_classes: int):
+        super().__init__(params, feature_dim, n_classes)
+        self.modules["domain_loss"] = DomainAdversarialLoss(DomainDiscriminator(feature_dim, params["disc_hidden"]))
+
+    def phases(self, steps: int, budget: int, train_cfg: dict) -> list[Phase]:
+        return [Phase("joint", steps, source=True, target_labelled=budget > 0, target_unlabelled=True)]
+
+    def coeff(self, progress: float) -> float:
+        return dann_lambda(progress, self.params["gamma"]) if self.params["lambda_schedule"] else 1.0
+
+    def extra_loss(self, f_s, f_t, logits_s, logits_t, progress):
+        loss = self.modules["domain_loss"](f_s, f_t, self.coeff(progress))
+        return {"loss_domain": self.params["trade_off"] * loss}
+
+    def scalars(self, progress: float) -> dict[str, float]:
+        return {"lambda": self.params["trade_off"] * self.coeff(progress)}
+
+    def lr_factor(self, progress: float) -> float:
+        return dann_lr_factor(progress) if self.params["lr_anneal"] else 1.0
