@@ -1,0 +1,146 @@
+"""Read the records a run wrote: ``<run_dir>/cells/*.json``, one JSON object per finished cell.
+
+A record holds at least ``source, target, method, seed, budget, accuracy, source_accuracy, status``
+(``"ok"`` or ``"failed"``), ``reason``, ``wall_time``, ``device``, plus nested ``curves`` (a dict of
+lists, per training step) and ``params`` (a dict); ``adapt.store`` documents every field and writes them
+atomically (dot-named temporary files are never read here). :func:`load_results` gives the flat table
+that every analysis starts from; :func:`load_curves` gives the curves in long form.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adapt.errors import TransferlabError
+from adapt.store import flatten_record
+
+KEY_COLUMNS = ("source", "target", "method", "seed", "budget", "accuracy", "status")
+SORT_COLUMNS = ["source", "target", "method", "budget", "seed", "cell_id"]
+
+
+def _record_files(run_dir: str | Path) -> tuple[Path, list[Path]]:
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise TransferlabError(f"no run folder at {root}")
+    files = sorted(p for p in (root / "cells").glob("*.json") if not p.name.startswith("."))
+    if not files:
+        raise TransferlabError(f"no cell records in {root / 'cells'} (expected cells/*.json written by a run)")
+    return root, files
+
+
+def _records(run_dir: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(cell_id, record)`` for every readable record; unreadable files are skipped with a warning."""
+    root, files = _record_files(run_dir)
+    found = False
+    for path in files:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            warnings.warn(f"skipping unreadable record {path}: {err}", stacklevel=3)
+            continue
+        if not isinstance(record, dict):
+            warnings.warn(f"skipping record {path}: expected a JSON object, got {type(record).__name__}",
+                          stacklevel=3)
+            continue
+        found = True
+        yield path.stem, record
+    if not found:
+        raise TransferlabError(f"no readable cell records in {root / 'cells'}")
+
+
+def _sorted(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    cols = [c for c in (*SORT_COLUMNS, *extra) if c in frame.columns]
+    try:
+        out = frame.sort_values(cols, na_position="last", kind="mergesort")
+    except TypeError:  # mixed types in a key column: order by its text
+        out = frame.sort_values(cols, na_position="last", kind="mergesort", key=lambda s: s.astype(str))
+    return out.reset_index(drop=True)
+
+
+def load_results(run_dir: str | Path) -> pd.DataFrame:
+    """The run's records as a flat table, one row per cell record.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder (``results/<name>``) holding ``cells/*.json``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``source, target, method, seed, budget, accuracy, status`` first (NaN where a record lacks
+        one), then ``cell_id`` (the record's file name without ``.json``, i.e. its ``key``) and every other
+        field, flattened as ``adapt.store.flatten_record`` does for ``results.parquet``: nested dicts become
+        dotted names (``params.lr``), lists JSON text; ``curves`` and ``traceback`` are left out (see
+        :func:`load_curves`). Rows sorted by ``source, target, method, budget, seed, cell_id``.
+
+    Raises
+    ------
+    TransferlabError
+        The folder does not exist or holds no readable record. Unreadable files are skipped with a warning
+        naming them.
+    """
+    rows = [{"cell_id": cell_id, **flatten_record(record)} for cell_id, record in _records(run_dir)]
+    frame = pd.DataFrame(rows)
+    for col in KEY_COLUMNS:
+        if col not in frame.columns:
+            frame[col] = np.nan
+    rest = [c for c in frame.columns if c not in KEY_COLUMNS and c != "cell_id"]
+    return _sorted(frame[[*KEY_COLUMNS, "cell_id", *rest]])
+
+
+def _matches(record: dict[str, Any], filters: dict[str, Any]) -> bool:
+    for key, wanted in filters.items():
+        options = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+        if record.get(key) not in options:
+            return False
+    return True
+
+
+def load_curves(run_dir: str | Path, **filters: Any) -> pd.DataFrame:
+    """Training curves of the records matching ``filters``, in long form.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+    **filters
+        ``key=value`` or ``key=[values]`` on top-level record fields, e.g.
+        ``load_curves(run, method="dann", seed=[0, 1])``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``cell_id, source, target, method, seed, budget, curve, step, value``: one row per point of
+        each curve. ``step`` is the record's ``curves["step"]`` (or ``curves["steps"]``) when that list has
+        the curve's length, else the index in the list. Sorted like :func:`load_results`, then by
+        ``curve, step``.
+    """
+    rows = []
+    seen_keys: set[str] = set()
+    for cell_id, record in _records(run_dir):
+        seen_keys.update(record)
+        if not _matches(record, filters):
+            continue
+        curves = record.get("curves") or {}
+        steps = curves.get("step", curves.get("steps"))
+        head = {"cell_id": cell_id, **{k: record.get(k) for k in ("source", "target", "method", "seed", "budget")}}
+        for name, values in curves.items():
+            if name in ("step", "steps") or not isinstance(values, list):
+                continue
+            xs = steps if isinstance(steps, list) and len(steps) == len(values) else range(len(values))
+            rows.extend({**head, "curve": name, "step": x, "value": v} for x, v in zip(xs, values))
+    unknown = sorted(set(filters) - seen_keys)
+    if unknown:
+        raise TransferlabError(f"load_curves: no record has field(s) {unknown}")
+    cols = ["cell_id", "source", "target", "method", "seed", "budget", "curve", "step", "value"]
+    frame = pd.DataFrame(rows, columns=cols)
+    if frame.empty:
+        return frame
+    return _sorted(frame, extra=("curve", "step"))
