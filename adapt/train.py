@@ -13,7 +13,7 @@ Protocol (every method, so results pair up by seed):
   :mod:`adapt.methods.finetune`); each step reads a source batch and/or a labelled-target batch and/or an
   unlabelled-target batch of ``train.batch_size`` (the labelled batch is at most the labelled set).
 - Loss terms are accumulated on the device and read back only at eval points (every ``train.eval_every``
-  steps and at the last step), where the curves get one point each: the window mean of every loss term, the
+  steps and at the end of each phase), where the curves get one point each: the window mean of every loss term, the
   adaptation weight ``lambda``, the ``lr``, and ``target_labelled_acc`` (accuracy on the labelled target
   subset, training data — never the test split). On CPU the divergence guard also checks every step.
 - Divergence: a non-finite loss term, or a classification loss above ``DIVERGENCE_LIMIT`` (a sane
@@ -423,6 +423,7 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
         model.freeze(phase.freeze)
         opt = _optimizer(model, method, tcfg)
         use_lab = phase.target_labelled and s_lab is not None
+        phase_end = step + phase.steps
         for _ in range(phase.steps):
             progress = step / max(total, 1)
             factor = lr_factor(progress)
@@ -484,7 +485,7 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
                 bad = _diverged({k: float(v.detach()) for k, v in terms.items()})
                 if bad:
                     return fail(step, bad)
-            if step % eval_every == 0 or step == total:
+            if step % eval_every == 0 or step == phase_end:
                 names = list(sums)
                 means = (torch.stack([sums[n] for n in names]) / window).tolist() if names else []
                 values = dict(zip(names, means))
@@ -571,14 +572,15 @@ def _fit_sklearn(problem: _Problem, params: dict) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
-    X = np.concatenate([problem.Xs.reshape(len(problem.Xs), -1), problem.X_lab.reshape(len(problem.X_lab), -1)])
-    y = np.concatenate([problem.ys, problem.y_lab])
+    d = int(np.prod(problem.Xs.shape[1:]))
+    X = np.concatenate([problem.Xs.reshape(-1, d), np.asarray(problem.X_lab, dtype=np.float32).reshape(-1, d)])
+    y = np.concatenate([problem.ys, problem.y_lab]).astype(np.int64)
     if params["classifier"] == "svm":
         clf = LinearSVC(C=params["C"], loss="squared_hinge", dual=True, max_iter=20000, random_state=0)
     else:
         clf = LogisticRegression(C=params["C"], max_iter=5000)
     clf.fit(X, y)
-    acc = float((clf.predict(problem.X_test.reshape(len(problem.X_test), -1)) == problem.y_test).mean())
+    acc = float((clf.predict(problem.X_test.reshape(-1, d)) == problem.y_test).mean())
     src = float((clf.predict(X[: len(problem.Xs)]) == problem.ys).mean())
     return {"accuracy": acc, "source_accuracy": src, "steps": 0, "status": "ok", "reason": None, "curves": {},
             "classifier": params["classifier"]}
