@@ -182,16 +182,25 @@ def _kernel_rows(a, b, kernel: str, sigmas: Sequence[float]):
 
 
 def _kernel_sum(a, b, kernel: str, sigmas: Sequence[float], drop_diagonal: bool = False) -> float:
-    """``Σ_ij k(a_i, b_j)`` computed in row blocks (``drop_diagonal``: skip ``i == j``, for ``a is b``)."""
+    """``Σ_ij k(a_i, b_j)`` computed in row blocks of at most ``_CHUNK_ENTRIES`` entries.
+
+    With ``b is a`` only the blocks on and above the diagonal are computed (the kernel is symmetric);
+    ``drop_diagonal`` then skips the ``i == j`` terms.
+    """
     torch = backend()[0]
     rows = max(1, _CHUNK_ENTRIES // max(len(b), 1))
+    symmetric = b is a
     total = 0.0
     for i0 in range(0, len(a), rows):
-        block = _kernel(a[i0:i0 + rows], b, kernel, sigmas)
+        i1 = min(i0 + rows, len(a))
+        block = _kernel(a[i0:i1], b[i0:] if symmetric else b, kernel, sigmas)
+        if not symmetric:
+            total += float(block.sum(dtype=torch.float64))
+            continue
+        square = block[:, : i1 - i0]
         if drop_diagonal:
-            idx = torch.arange(block.shape[0], device=block.device)
-            block[idx, i0 + idx] = 0.0
-        total += float(block.sum(dtype=torch.float64))
+            square.fill_diagonal_(0.0)
+        total += float(square.sum(dtype=torch.float64)) + 2.0 * float(block[:, i1 - i0:].sum(dtype=torch.float64))
     return total
 
 
@@ -497,21 +506,27 @@ def _class_gaussians(x: np.ndarray, y: np.ndarray) -> _ClassGaussians:
     return _ClassGaussians(classes, means, factors, counts / counts.sum())
 
 
-def _class_distance_matrix(src: _ClassGaussians, tgt: _ClassGaussians, device: str | None) -> np.ndarray:
-    r"""``(C_s, C_t)`` matrix of Bures–Wasserstein :math:`W_2^2` between the class Gaussians.
+def _bures_pairs(src: _ClassGaussians, tgt: _ClassGaussians, i_s: np.ndarray, i_t: np.ndarray,
+                 device: str | None) -> np.ndarray:
+    r"""Bures–Wasserstein :math:`W_2^2` between source class ``i_s[p]`` and target class ``i_t[p]`` for each p.
 
-    Trace term: nonzero eigenvalues of :math:`\Sigma_1\Sigma_2 = F_1F_1^\top F_2F_2^\top` are the squared
-    singular values of :math:`F_1^\top F_2`, so it is a batch of small SVDs (``k × k``, ``k ≤ min(d, n_c)``).
+    Trace term: the nonzero eigenvalues of :math:`\Sigma_1\Sigma_2 = F_1F_1^\top F_2F_2^\top` are the
+    squared singular values of :math:`F_1^\top F_2`, so each pair is one small SVD (``k × k``,
+    ``k ≤ min(d, n_c)``), batched.
     """
     torch = backend(device)[0]
-    fs, ft = to_tensor(src.factors, device), to_tensor(tgt.factors, device)
-    tr_s, tr_t = (fs**2).sum((1, 2)), (ft**2).sum((1, 2))
-    means = sq_dists(to_tensor(src.means, device), to_tensor(tgt.means, device))
-    out = torch.empty_like(means)
-    for i in range(len(fs)):
-        nuclear = torch.linalg.svdvals(torch.einsum("dk,cdl->ckl", fs[i], ft)).sum(-1)
-        out[i] = means[i] + tr_s[i] + tr_t - 2.0 * nuclear
+    fs, ft = to_tensor(src.factors[i_s], device), to_tensor(tgt.factors[i_t], device)
+    nuclear = torch.linalg.svdvals(fs.transpose(1, 2) @ ft).sum(-1)
+    means = ((to_tensor(src.means[i_s], device) - to_tensor(tgt.means[i_t], device)) ** 2).sum(1)
+    out = means + (fs**2).sum((1, 2)) + (ft**2).sum((1, 2)) - 2.0 * nuclear
     return out.clamp_min_(0.0).cpu().double().numpy()
+
+
+def _class_distance_matrix(src: _ClassGaussians, tgt: _ClassGaussians, device: str | None) -> np.ndarray:
+    """``(C_s, C_t)`` matrix of Bures–Wasserstein :math:`W_2^2` between all source and target classes."""
+    n_t = len(tgt.classes)
+    rows = [_bures_pairs(src, tgt, np.full(n_t, i), np.arange(n_t), device) for i in range(len(src.classes))]
+    return np.stack(rows)
 
 
 def otdd_distance(
@@ -594,7 +609,7 @@ def class_gaussian_w2(
     shared, i_s, i_t = np.intersect1d(src.classes, tgt.classes, return_indices=True)
     if shared.size == 0:
         return float("nan")
-    cost = _class_distance_matrix(src, tgt, device)[i_s, i_t]
+    cost = _bures_pairs(src, tgt, i_s, i_t, device)
     w = tgt.weights[i_t]
     return float((w * cost).sum() / w.sum())
 
