@@ -1,0 +1,792 @@
+"""The run report: ``build_report(run_dir)`` writes ``report.md``, a self-contained ``report.html`` and PNGs.
+
+What it reads: the run's records (:func:`analysis.load_results`, :func:`analysis.load_curves`) and its
+``run.json`` (the resolved config, to load the domains for distances; see :mod:`adapt.store`). What it
+writes, into ``out`` (default the run folder)::
+
+    report.md         the report, figures linked as figures/<name>.png
+    report.html       the same report with every figure embedded (base64 PNG): one file to send around
+    figures/*.png     the figures
+    distances.csv     the domain distances per pair (reused on the next build; the file
+                      ``transferlab distances`` writes, so either can fill it)
+
+Sections: run summary; findings; the ranked worst pairs with their evidence (gain, CI, q, flag, distances);
+per method and budget a gain-vs-scratch heatmap (negative-transfer cells marked "NT") and a target-accuracy
+heatmap; the negative-transfer, DA-harm and budget-crossover tables; distance-vs-gain scatters with Spearman
+rho; label-budget curves of the worst pairs; training curves of one cell (default: the worst flagged one);
+failed cells.
+
+Gains follow :func:`analysis.negative_transfer`: ``accuracy(method) − accuracy(scratch)``, seed-paired, at
+the same label budget. At budget 0 scratch cannot train; learning from the target alone with no labels is
+chance (``1/K``), which is what ``negative_transfer`` compares budget-0 rows with, and what the report says
+when it shows them. With budgets > 0 but no scratch cells, gains are reported as unavailable.
+
+The figures are bare :class:`matplotlib.figure.Figure` objects saved with the Agg renderer: no display,
+no ``pyplot`` state, safe in a headless CLI.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from adapt.errors import TransferlabError
+
+from . import plots
+
+#: Distances the report computes per pair when ``distances.csv`` does not already hold them (all quick on
+#: a few thousand samples; ``otdd`` reads target labels — an oracle quantity for analysis only).
+REPORT_DISTANCES = ("proxy_a", "mmd2", "coral", "wasserstein", "otdd")
+DISTANCES_FILE = "distances.csv"
+FIGURES_DIR = "figures"
+SCRATCH = "scratch"
+TOP_PAIRS = 10
+BUDGET_CURVE_PAIRS = 4
+DPI = 110
+
+__all__ = ["build_report", "REPORT_DISTANCES"]
+
+
+# ---------------------------------------------------------------------------------------------- document
+@dataclass
+class _Doc:
+    """A small document model rendered twice: Markdown (figures linked) and HTML (figures embedded)."""
+
+    title: str
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(("heading", (level, text)))
+
+    def para(self, text: str) -> None:
+        self.blocks.append(("para", text))
+
+    def bullets(self, items: Sequence[str]) -> None:
+        if items:
+            self.blocks.append(("bullets", list(items)))
+
+    def table(self, frame: pd.DataFrame) -> None:
+        self.blocks.append(("table", frame))
+
+    def figure(self, path: Path, caption: str) -> None:
+        self.blocks.append(("figure", (path, caption)))
+
+    # ------------------------------------------------------------------ markdown
+    def markdown(self, base: Path) -> str:
+        lines = [f"# {self.title}", ""]
+        for kind, payload in self.blocks:
+            if kind == "heading":
+                level, text = payload
+                lines += ["#" * level + " " + text, ""]
+            elif kind == "para":
+                lines += [payload, ""]
+            elif kind == "bullets":
+                lines += [f"- {item}" for item in payload] + [""]
+            elif kind == "table":
+                lines += [_md_table(payload), ""]
+            elif kind == "figure":
+                path, caption = payload
+                rel = path.relative_to(base).as_posix() if path.is_relative_to(base) else path.as_posix()
+                lines += [f"![{caption}]({rel})", "", f"*{caption}*", ""]
+        return "\n".join(lines).rstrip() + "\n"
+
+    # ------------------------------------------------------------------ html
+    def html(self) -> str:
+        body = [f"<h1>{_inline_html(self.title)}</h1>"]
+        for kind, payload in self.blocks:
+            if kind == "heading":
+                level, text = payload
+                anchor = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+                body.append(f'<h{level} id="{anchor}">{_inline_html(text)}</h{level}>')
+            elif kind == "para":
+                body.append(f"<p>{_inline_html(payload)}</p>")
+            elif kind == "bullets":
+                body.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in payload) + "</ul>")
+            elif kind == "table":
+                body.append(_html_table(payload))
+            elif kind == "figure":
+                path, caption = payload
+                data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+                body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+                            f"<figcaption>{_inline_html(caption)}</figcaption></figure>")
+        return _HTML_PAGE.format(title=html.escape(self.title), body="\n".join(body))
+
+
+_HTML_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1150px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }}
+h1, h2, h3 {{ line-height: 1.2; }} h2 {{ border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.88em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
+th {{ background: #f2f2f2; }} tr:nth-child(even) td {{ background: #fafafa; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+code {{ background: #f3f3f3; padding: 0 3px; border-radius: 3px; }}
+figure {{ margin: 1.2em 0; }} figure img {{ max-width: 100%; border: 1px solid #eee; }}
+figcaption {{ font-size: 0.9em; color: #555; }}
+</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+
+def _inline_html(text: str) -> str:
+    """Escape, then render the two inline markups the report uses: `code` and **bold**."""
+    out = html.escape(str(text))
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+
+
+def _cell_text(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "*(no rows)*"
+    cols = [str(c) for c in frame.columns]
+    esc = lambda s: _cell_text(s).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(esc(c) for c in cols) + " |",
+             "|" + "|".join("---:" if _numeric_column(frame[c]) else "---" for c in frame.columns) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(esc(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p><em>(no rows)</em></p>"
+    numeric = [_numeric_column(frame[c]) for c in frame.columns]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(f'<td class="num">{html.escape(_cell_text(v))}</td>' if num
+                        else f"<td>{html.escape(_cell_text(v))}</td>" for v, num in zip(row, numeric))
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+_NUMBER = re.compile(r"^[\s+\-−]?[\d.]+(e[+-]?\d+)?%?$|^$|^\[.*\]$")
+
+
+def _numeric_column(col: pd.Series) -> bool:
+    return all(bool(_NUMBER.match(_cell_text(v))) for v in col)
+
+
+# ---------------------------------------------------------------------------------------------- formatting
+def _pts(x, signed: bool = True) -> str:
+    """A fraction as accuracy points, e.g. ``-0.0412`` → ``-4.1``."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+
+
+def _ci(lo, hi) -> str:
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return "n/a"
+    return f"[{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def _p(x) -> str:
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    return f"{x:.2g}" if x >= 1e-3 else f"{x:.1e}"
+
+
+def _num(x) -> str:
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    return f"{x:.3g}"
+
+
+def _pair(s, t) -> str:
+    return f"{s} → {t}"
+
+
+def _slug(*parts) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(str(p) for p in parts)).strip("-")
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def _read_run_json(run_dir: Path) -> dict:
+    path = run_dir / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        warnings.warn(f"{path}: unreadable ({err}); the report goes on without the run's config", stacklevel=3)
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _load_domains(run_info: dict, run_dir: Path):
+    """The run's domains from its recorded config; the config's folder resolves relative data paths."""
+    from adapt.config import parse_config
+    from adapt.domains import load_domains
+
+    raw = run_info.get("config")
+    if not isinstance(raw, Mapping):
+        raise TransferlabError("run.json holds no config")
+    cfg = parse_config(dict(raw), source=f"{run_dir / 'run.json'} (config)")
+    candidates = []
+    if run_info.get("config_path"):
+        candidates.append(Path(run_info["config_path"]).parent)
+    candidates += [Path.cwd(), run_dir]
+    last = None
+    for base in candidates:
+        try:
+            return load_domains(cfg.data, base)
+        except TransferlabError as err:  # a relative data path that does not resolve from here
+            last = err
+    raise last
+
+
+def _distances(run_info: dict, run_dir: Path, out: Path, pairs: list[tuple[str, str]],
+               which: Sequence[str]) -> tuple[pd.DataFrame | None, str]:
+    """The distance table ``source, target, <distance>...`` and a sentence on where it came from."""
+    for path in (out / DISTANCES_FILE, run_dir / DISTANCES_FILE):
+        if path.is_file():
+            try:
+                table = pd.read_csv(path)
+            except (OSError, ValueError):
+                continue
+            have = set(zip(table.get("source", []), table.get("target", [])))
+            if {"source", "target"} <= set(table.columns) and set(pairs) <= have:
+                return table, f"read from `{path}`"
+    if not which:
+        return None, "not computed (no distances asked for)"
+    try:
+        domains = _load_domains(run_info, run_dir)
+    except Exception as err:  # noqa: BLE001 - a report without distances is still a report
+        return None, f"unavailable: cannot load the run's domains ({type(err).__name__}: {err})"
+    from .distances import domain_distances
+
+    rows = []
+    for s, t in pairs:
+        if s not in domains or t not in domains:
+            continue
+        a, b = domains[s], domains[t]
+        if a.kind == "text" or b.kind == "text":
+            return None, "unavailable: text domains have no input-space distances (encode them first)"
+        xs = np.asarray(a.X, dtype=np.float64).reshape(len(a.X), -1)
+        xt = np.asarray(b.X, dtype=np.float64).reshape(len(b.X), -1)
+        rows.append({"source": s, "target": t,
+                     **domain_distances(xs, xt, a.y, b.y, which=list(which), seed=0)})
+    if not rows:
+        return None, "unavailable: none of the run's pairs are in its domains"
+    table = pd.DataFrame(rows)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / DISTANCES_FILE, index=False)
+        where = f"computed on the raw inputs (images flattened) and written to `{out / DISTANCES_FILE}`"
+    except OSError:
+        where = "computed on the raw inputs (images flattened)"
+    return table, where
+
+
+# ---------------------------------------------------------------------------------------------- analysis
+@dataclass
+class _Analysis:
+    df: pd.DataFrame
+    ok: pd.DataFrame
+    run_info: dict
+    domains: list[str]
+    methods: list[str]
+    budgets: list[int]
+    has_scratch: bool
+    nt: pd.DataFrame | None = None  # rows with a usable gain (vs scratch, or vs chance at budget 0)
+    nt_all: pd.DataFrame | None = None
+    harm: pd.DataFrame | None = None
+    crossover: pd.DataFrame | None = None
+    dist: pd.DataFrame | None = None
+    dist_note: str = ""
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -> _Analysis:
+    from . import negative
+    from .results import load_results
+
+    df = load_results(run_dir)
+    run_info = _read_run_json(run_dir)
+    ok = df[df["status"].astype(str) == "ok"]
+    ok = ok[np.isfinite(pd.to_numeric(ok["accuracy"], errors="coerce"))]
+    domains = [d for d in run_info.get("domains") or [] if d in set(df["source"]) | set(df["target"])]
+    domains = domains or plots.domain_order(df)
+    methods = list(dict.fromkeys(m["label"] for m in (run_info.get("config") or {}).get("methods", [])
+                                 if isinstance(m, Mapping) and "label" in m))
+    methods = [m for m in methods if m in set(df["method"])] + sorted(set(df["method"]) - set(methods))
+    budgets = sorted(int(b) for b in df["budget"].dropna().unique())
+    a = _Analysis(df=df, ok=ok, run_info=run_info, domains=domains, methods=methods, budgets=budgets,
+                  has_scratch=bool((ok["method"] == SCRATCH).any()))
+
+    transfer_methods = [m for m in methods if m != SCRATCH]
+    if transfer_methods and len(ok):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nt_all = negative.negative_transfer(df, alpha=alpha)
+        a.nt_all = nt_all
+        usable = nt_all[(nt_all["baseline"] == SCRATCH) | ((nt_all["baseline"] == "chance")
+                                                           & (nt_all["budget"] == 0))]
+        usable = usable[np.isfinite(usable["gain"])]
+        a.nt = usable.reset_index(drop=True) if len(usable) else None
+        if a.nt is None:
+            a.notes["gain"] = ("Gains vs scratch are unavailable: the run has no finished `scratch` cells at its "
+                               "budgets" + (" (budget 0 rows have no class count to compare with chance)"
+                                            if 0 in budgets else "") + ".")
+        elif not a.has_scratch:
+            a.notes["gain"] = ("Gains vs scratch are unavailable (no finished `scratch` cells); only budget-0 "
+                               "gains vs chance are shown.")
+    else:
+        a.notes["gain"] = "Gains vs scratch are unavailable: the run has no transfer method with finished cells."
+
+    da = [m for m in transfer_methods if m != "finetune"]
+    if "finetune" in set(ok["method"]) and da:
+        a.harm = negative.da_harm(df, alpha=alpha)
+    else:
+        a.notes["harm"] = ("DA harm needs `finetune` and at least one other adaptation method with finished "
+                           "cells; this run has " + ", ".join(f"`{m}`" for m in methods) + ".")
+    if a.nt is not None and a.nt.groupby(["source", "target", "method"])["budget"].nunique().max() > 1:
+        a.crossover = negative.budget_crossover(a.nt)
+    else:
+        a.notes["crossover"] = "Budget crossover needs gains at two or more budgets for one pair and method."
+
+    pairs = [tuple(p) for p in run_info.get("pairs") or []]
+    pairs = pairs or list(dict.fromkeys(zip(df["source"], df["target"])))
+    pairs = [p for p in pairs if p[0] != p[1]]
+    a.dist, a.dist_note = _distances(run_info, run_dir, out, pairs, distances)
+    return a
+
+
+def _distance_columns(a: _Analysis) -> list[str]:
+    if a.dist is None:
+        return []
+    return [c for c in a.dist.columns if c not in ("source", "target")
+            and pd.api.types.is_numeric_dtype(a.dist[c])]
+
+
+def _with_distances(table: pd.DataFrame, a: _Analysis) -> pd.DataFrame:
+    cols = _distance_columns(a)
+    if not cols:
+        return table
+    return table.merge(a.dist[["source", "target", *cols]], on=["source", "target"], how="left")
+
+
+def _worst(a: _Analysis, top: int) -> pd.DataFrame:
+    """NT rows, flagged first, then by gain (lowest first)."""
+    nt = a.nt.assign(_flag=[not plots.is_flagged(f) for f in a.nt["flag"]])
+    return nt.sort_values(["_flag", "gain"], kind="mergesort").drop(columns="_flag").head(top)
+
+
+# ---------------------------------------------------------------------------------------------- the cell
+def _pick_cell(a: _Analysis, cell) -> tuple[dict, str]:
+    """Filters for :func:`load_curves` and a sentence saying which cell and why."""
+    keys = ("source", "target", "method", "budget", "seed")
+    if cell is None:
+        if a.nt is not None:
+            flagged = a.nt[[plots.is_flagged(f) for f in a.nt["flag"]]]
+            if len(flagged):
+                row = flagged.sort_values("gain", kind="mergesort").iloc[0]
+                why = "the worst flagged cell (lowest gain among the negative-transfer flags)"
+            else:
+                row = a.nt.sort_values("gain", kind="mergesort").iloc[0]
+                why = "no cell is flagged; the cell with the lowest gain"
+        else:
+            transfer = a.ok[a.ok["method"] != SCRATCH]
+            pool = transfer if len(transfer) else a.ok
+            if not len(pool):
+                return {}, "no finished cell to show"
+            grp = pool.groupby(["source", "target", "method", "budget"])["accuracy"].mean().sort_values()
+            row = dict(zip(["source", "target", "method", "budget"], grp.index[0]))
+            why = "gains are unavailable; the cell with the lowest mean accuracy"
+        filters = {k: _plain(row[k]) for k in keys[:4]}
+        return filters, why
+    if isinstance(cell, str):
+        hit = a.df[(a.df.get("cell_id") == cell) | (a.df.get("key") == cell)]
+        if hit.empty:
+            raise TransferlabError(f"build_report: no cell record with key {cell!r} in the run")
+        row = hit.iloc[0]
+        return {k: _plain(row[k]) for k in keys}, f"the cell asked for (`{cell}`)"
+    if isinstance(cell, Mapping):
+        unknown = sorted(set(cell) - set(keys))
+        if unknown:
+            raise TransferlabError(f"build_report: cell filters must be among {list(keys)}, got {unknown}")
+        return dict(cell), "the cell asked for"
+    if isinstance(cell, (tuple, list)) and 2 <= len(cell) <= 5:
+        return dict(zip(keys, cell)), "the cell asked for"
+    raise TransferlabError("build_report: cell must be a record key, a mapping of source/target/method/budget"
+                           f"/seed, or a (source, target, method, budget[, seed]) tuple; got {cell!r}")
+
+
+def _plain(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _describe_filters(filters: Mapping) -> str:
+    parts = []
+    if "source" in filters and "target" in filters:
+        parts.append(_pair(filters["source"], filters["target"]))
+    if "method" in filters:
+        parts.append(str(filters["method"]))
+    if "budget" in filters:
+        parts.append(f"budget {filters['budget']}")
+    if "seed" in filters:
+        parts.append(f"seed {filters['seed']}")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- build
+class _Figures:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.written: list[Path] = []
+
+    def save(self, fig, name: str) -> Path:
+        path = self.folder / f"{_slug(name)}.png"
+        fig.savefig(path, dpi=DPI, facecolor="white")
+        self.written.append(path)
+        return path
+
+
+def build_report(run_dir: str | Path, cell=None, out: str | Path | None = None, *,
+                 distances: Sequence[str] = REPORT_DISTANCES, alpha: float = 0.05,
+                 top: int = TOP_PAIRS) -> Path:
+    """Build the report of a run folder; returns the path of ``report.md`` (``report.html`` is beside it).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A run folder (``results/<name>``: ``run.json`` and ``cells/*.json``).
+    cell : optional
+        Which cell's training curves to show: a record key (``cells/<key>.json``), a mapping of some of
+        ``source, target, method, budget, seed``, or a ``(source, target, method, budget[, seed])`` tuple.
+        Default: the worst flagged cell (lowest gain among rows flagged negative transfer), all its seeds.
+    out : str or Path, optional
+        Folder for ``report.md``, ``report.html``, ``figures/`` and ``distances.csv`` (default ``run_dir``).
+    distances : sequence of str
+        Distances (names of ``analysis.distances.DISTANCES``) to compute per pair when no
+        ``distances.csv`` covers the run's pairs; ``()`` skips them.
+    alpha : float
+        FDR level of the negative-transfer and DA-harm flags.
+    top : int
+        Rows of the ranked worst-pairs table.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir
+    a = _analyse(run_dir, out, distances, alpha)
+    chosen = _pick_cell(a, cell)  # a bad ``cell`` fails here, before any figure is drawn
+    figs = _Figures(out / FIGURES_DIR)
+    for stale in figs.folder.glob("*.png"):
+        stale.unlink()
+    name = a.run_info.get("name") or run_dir.name
+    doc = _Doc(title=f"Transfer report: {name}")
+
+    _section_run(doc, a, run_dir)
+    _section_findings(doc, a, alpha)
+    _section_worst(doc, a, top)
+    _section_gain_heatmaps(doc, a, figs)
+    _section_accuracy_heatmaps(doc, a, figs)
+    _section_tables(doc, a)
+    _section_distances(doc, a, figs)
+    _section_budget_curves(doc, a, figs)
+    _section_training(doc, a, figs, run_dir, chosen)
+    _section_failed(doc, a)
+    doc.heading("Reproduce")
+    doc.para(f"`transferlab report {run_dir}` rebuilds this report from the records; "
+             f"`analysis.report.build_report(run_dir, cell=...)` picks another cell for the training curves.")
+
+    out.mkdir(parents=True, exist_ok=True)
+    md_path, html_path = out / "report.md", out / "report.html"
+    md_path.write_text(doc.markdown(out), encoding="utf-8")
+    html_path.write_text(doc.html(), encoding="utf-8")
+    return md_path
+
+
+# ---------------------------------------------------------------------------------------------- sections
+def _section_run(doc: _Doc, a: _Analysis, run_dir: Path) -> None:
+    cfg = a.run_info.get("config") or {}
+    n_ok = len(a.ok)
+    n_failed = int((a.df["status"].astype(str) != "ok").sum())
+    items = [f"run folder: `{run_dir}`",
+             f"data: `{(cfg.get('data') or {}).get('kind', '?')}`; domains: " + ", ".join(a.domains),
+             "methods: " + ", ".join(f"`{m}`" for m in a.methods),
+             "budgets (target labels per class): " + ", ".join(map(str, a.budgets)),
+             f"seeds: {len(cfg.get('seeds') or a.df['seed'].dropna().unique())}",
+             f"cells: {len(a.df)} recorded, {n_ok} finished, {n_failed} failed"]
+    expected = len(a.run_info.get("cells") or [])
+    if expected and expected != len(a.df):
+        items[-1] += f" ({expected} expected by run.json: {expected - len(a.df)} missing)"
+    git = a.run_info.get("git") or {}
+    if isinstance(git, Mapping) and git.get("commit"):
+        items.append(f"code: git `{str(git['commit'])[:12]}`" + (" (dirty)" if git.get("dirty") else ""))
+    if cfg.get("train"):
+        tr = cfg["train"]
+        items.append(f"training: {tr.get('steps')} steps, batch {tr.get('batch_size')}, lr {tr.get('lr')}, "
+                     f"selection `{tr.get('selection', 'last')}`; model `{(cfg.get('model') or {}).get('backbone')}`")
+    items.append(f"report built {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
+    doc.heading("Run")
+    doc.bullets(items)
+
+
+def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
+    doc.heading("Findings")
+    items = []
+    if a.nt is not None:
+        flagged = a.nt[[plots.is_flagged(f) for f in a.nt["flag"]]]
+        vs = "scratch (chance at budget 0)" if a.has_scratch else "chance"
+        items.append(f"**{len(flagged)} of {len(a.nt)}** (pair, method, budget) rows are flagged negative transfer "
+                     f"(gain vs {vs} below 0, Benjamini–Hochberg q < {alpha} over the matrix).")
+        for row in flagged.sort_values("gain").head(5).itertuples():
+            items.append(f"NT: {_pair(row.source, row.target)}, `{row.method}`, budget {row.budget}: gain "
+                         f"{_pts(row.gain)} points, 95% CI {_ci(row.ci_low, row.ci_high)}, q = {_p(row.q_value)}"
+                         + (" (vs chance)" if row.baseline == "chance" else ""))
+        positive = int((a.nt["flag"] == "positive").sum())
+        items.append(f"{positive} rows show significant positive transfer; the rest are inconclusive at this "
+                     f"number of seeds.")
+        if (a.nt["baseline"] == "chance").any():
+            items.append("Budget-0 rows are compared with chance (1/K): with no target labels, learning from "
+                         "the target alone cannot beat guessing.")
+    if "gain" in a.notes:
+        items.append(a.notes["gain"])
+    if a.harm is not None:
+        harm = a.harm[a.harm["flag"] == "harm"]
+        items.append(f"DA harm: {len(harm)} of {len(a.harm)} adaptation rows are significantly worse than plain "
+                     f"`finetune` on the same pair.")
+    if a.nt is not None and a.dist is not None:
+        corr = _correlations(a)
+        if corr is not None and corr["rho"].notna().any():
+            best = corr.loc[corr["rho"].abs().idxmax()]
+            items.append(f"Strongest distance–gain association: `{best['distance']}` for `{best['method']}` at "
+                         f"budget {best['budget']} (Spearman ρ = {best['rho']:+.2f}, n = {int(best['n'])}).")
+    doc.bullets(items or ["No finished cells."])
+
+
+def _section_worst(doc: _Doc, a: _Analysis, top: int) -> None:
+    doc.heading("Worst pairs")
+    if a.nt is None:
+        doc.para(a.notes.get("gain", "Gains unavailable."))
+        return
+    worst = _with_distances(_worst(a, top), a)
+    rows = []
+    for rank, r in enumerate(worst.itertuples(index=False), 1):
+        d = r._asdict()
+        row = {"rank": rank, "pair": _pair(d["source"], d["target"]), "method": d["method"],
+               "budget": d["budget"], "gain (pts)": _pts(d["gain"]), "95% CI": _ci(d["ci_low"], d["ci_high"]),
+               "q": _p(d["q_value"]), "flag": d["flag"], "vs": d["baseline"], "seeds": d["n_seeds"]}
+        for col in _distance_columns(a):
+            row[col] = _num(d.get(col))
+        rows.append(row)
+    doc.para("Ranked: flagged rows first, then by gain. Gains in accuracy points (method − baseline, "
+             "seed-paired; `vs` names the baseline). " + (f"Distances: {a.dist_note}." if a.dist is not None
+                                                            else f"Distances {a.dist_note}."))
+    doc.table(pd.DataFrame(rows))
+
+
+def _section_gain_heatmaps(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
+    doc.heading("Gain vs scratch")
+    if a.nt is None:
+        doc.para(a.notes.get("gain", "Gains unavailable."))
+        return
+    if "gain" in a.notes:
+        doc.para(a.notes["gain"])
+    doc.para("Mean gain in accuracy points, sources as rows and targets as columns; blue: transfer beats the "
+             "baseline, red: it loses. Boxed, hatched cells marked **NT** are flagged negative transfer.")
+    for method in a.methods:
+        for budget in a.budgets:
+            sel = a.nt[(a.nt["method"] == method) & (a.nt["budget"] == budget)]
+            if sel.empty:
+                continue
+            fig = plots.gain_heatmap(a.nt, method, budget, domains=a.domains)
+            vs = "chance" if (sel["baseline"] == "chance").all() else "scratch"
+            doc.figure(figs.save(fig, f"gain_{method}_b{budget}"),
+                       f"Gain of {method} vs {vs}, {budget} target labels per class")
+
+
+def _section_accuracy_heatmaps(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
+    doc.heading("Target accuracy")
+    if not len(a.ok):
+        doc.para("No finished cells.")
+        return
+    for method in a.methods:
+        for budget in a.budgets:
+            if not ((a.df["method"] == method) & (a.df["budget"] == budget)).any():
+                continue
+            fig = plots.accuracy_heatmap(a.df, method, budget, domains=a.domains)
+            doc.figure(figs.save(fig, f"accuracy_{method}_b{budget}"),
+                       f"Target test accuracy of {method}, {budget} target labels per class (mean over seeds)")
+
+
+def _fmt_stats(table: pd.DataFrame, ref_col: str, ref_name: str) -> pd.DataFrame:
+    return pd.DataFrame({
+        "pair": [_pair(s, t) for s, t in zip(table["source"], table["target"])],
+        "method": table["method"], "budget": table["budget"],
+        "gain (pts)": [_pts(g) for g in table["gain"]],
+        "95% CI": [_ci(lo, hi) for lo, hi in zip(table["ci_low"], table["ci_high"])],
+        "p": [_p(p) for p in table["p_value"]], "q": [_p(q) for q in table["q_value"]],
+        "flag": table["flag"], "seeds": table["n_seeds"],
+        "accuracy (%)": [_pts(x, signed=False) for x in table["mean_accuracy"]],
+        ref_name: [_pts(x, signed=False) for x in table[ref_col]],
+    })
+
+
+def _section_tables(doc: _Doc, a: _Analysis) -> None:
+    doc.heading("Negative transfer")
+    if a.nt is None:
+        doc.para(a.notes.get("gain", "Gains unavailable."))
+    else:
+        doc.para("Every (pair, method, budget) with a gain: paired t-test over seeds, Benjamini–Hochberg q over "
+                 "the matrix; flag `negative` / `positive` when q < alpha, else `inconclusive`.")
+        table = _fmt_stats(a.nt, "mean_scratch", "baseline acc (%)")
+        table.insert(len(table.columns), "vs", a.nt["baseline"].to_numpy())
+        doc.table(table)
+
+    doc.heading("DA harm")
+    if a.harm is None:
+        doc.para(a.notes.get("harm", "Unavailable."))
+    else:
+        doc.para("Each adaptation method against plain `finetune` on the same pair, seed and budget: `harm` "
+                 "when it is significantly worse.")
+        doc.table(_fmt_stats(a.harm, "mean_reference", "finetune acc (%)"))
+
+    doc.heading("Budget crossover")
+    if a.crossover is None:
+        doc.para(a.notes.get("crossover", "Unavailable."))
+    else:
+        doc.para("`crossover_budget`: the smallest label budget from which scratch beats the method at that and "
+                 "every larger budget (point estimates); empty when transfer still wins at the largest budget.")
+        cross = a.crossover.copy()
+        cross.insert(0, "pair", [_pair(s, t) for s, t in zip(cross.pop("source"), cross.pop("target"))])
+        for col in ("crossover_budget", "first_negative_budget"):
+            cross[col] = [("" if not np.isfinite(v) else str(int(v))) for v in cross[col].astype(float)]
+        doc.table(cross)
+
+
+def _correlations(a: _Analysis) -> pd.DataFrame | None:
+    from .predictors import distance_gain_correlation
+
+    cols = _distance_columns(a)
+    if a.nt is None or not cols:
+        return None
+    return distance_gain_correlation(a.nt, a.dist, columns=cols, by=("method", "budget"))
+
+
+def _section_distances(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
+    doc.heading("Distances vs gain")
+    cols = _distance_columns(a)
+    if not cols:
+        doc.para(f"Domain distances {a.dist_note}.")
+        return
+    doc.para(f"Distances between the raw inputs of each pair ({a.dist_note}). `otdd`/`class_w2` read the "
+             f"target labels (oracle quantities for analysis, not for model selection).")
+    dist = a.dist.copy()
+    dist.insert(0, "pair", [_pair(s, t) for s, t in zip(dist.pop("source"), dist.pop("target"))])
+    for c in cols:
+        dist[c] = [_num(v) for v in dist[c]]
+    doc.table(dist)
+    if a.nt is None:
+        doc.para(a.notes.get("gain", "Gains unavailable") + " No distance–gain scatter.")
+        return
+    corr = _correlations(a)
+    if corr is not None and len(corr):
+        doc.para("Spearman rank correlation of each distance with the gain (a harm predictor has ρ < 0):")
+        doc.table(corr.assign(rho=[_num(v) for v in corr["rho"]], p_value=[_p(v) for v in corr["p_value"]]))
+    joined = _with_distances(a.nt, a)
+    ncol = min(3, len(cols))
+    nrow = math.ceil(len(cols) / ncol)
+    from matplotlib.figure import Figure
+
+    for budget in a.budgets:
+        part = joined[joined["budget"] == budget]
+        if part.empty:
+            continue
+        fig = Figure(figsize=(5.6 * ncol, 4.3 * nrow), layout="constrained")
+        axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+        for ax, col in zip(axes, cols):
+            plots.distance_gain_scatter(part, col, ax=ax, label_points=len(part) <= 16)
+        for ax in axes[len(cols):]:
+            ax.set_axis_off()
+        vs = "chance" if (part["baseline"] == "chance").all() else "scratch"
+        fig.suptitle(f"Gain vs {vs} against domain distance, {budget} target labels per class")
+        doc.figure(figs.save(fig, f"distance_gain_b{budget}"),
+                   f"Gain vs distance at budget {budget}; black rings: flagged NT")
+
+
+def _section_budget_curves(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
+    doc.heading("Label-budget curves")
+    if not len(a.ok):
+        doc.para("No finished cells.")
+        return
+    if a.nt is not None:
+        pairs = list(dict.fromkeys(zip(_worst(a, len(a.nt))["source"], _worst(a, len(a.nt))["target"])))
+        why = "the worst pairs (as ranked above)"
+    else:
+        means = a.ok.groupby(["source", "target"])["accuracy"].mean().sort_values()
+        pairs = list(means.index)
+        why = "the pairs with the lowest mean accuracy"
+    pairs = pairs[:BUDGET_CURVE_PAIRS]
+    doc.para(f"Target accuracy against target labels per class for {why}: mean over seeds with a 95% "
+             f"Student-t interval, every method and scratch."
+             + (" The run has a single budget, so each curve is one point." if len(a.budgets) == 1 else ""))
+    for s, t in pairs:
+        fig = plots.budget_curves(a.df, s, t, methods=a.methods)
+        doc.figure(figs.save(fig, f"budget_{s}_{t}"), f"Label-budget curve, {_pair(s, t)}")
+
+
+def _section_training(doc: _Doc, a: _Analysis, figs: _Figures, run_dir: Path, chosen: tuple[dict, str]) -> None:
+    from .results import load_curves
+
+    doc.heading("Training curves")
+    filters, why = chosen
+    if not filters:
+        doc.para(why)
+        return
+    curves = load_curves(run_dir, **filters)
+    label = _describe_filters(filters)
+    if curves.empty:
+        doc.para(f"{label} ({why}): the records hold no training curves (closed-form methods have none).")
+        return
+    seeds = sorted(curves["seed"].dropna().unique())
+    doc.para(f"{label}: {why}; {len(seeds)} seed{'s' if len(seeds) != 1 else ''}. Losses are window means "
+             f"between evaluation points; `target_labelled_acc` is accuracy on the labelled target subset "
+             f"(training data), not the test split.")
+    fig = plots.training_curves(curves, title=f"Training curves: {label}")
+    doc.figure(figs.save(fig, "training_" + _slug(*filters.values())), f"Training curves, {label}")
+
+
+def _section_failed(doc: _Doc, a: _Analysis) -> None:
+    failed = a.df[a.df["status"].astype(str) != "ok"]
+    doc.heading("Failed cells")
+    if failed.empty:
+        doc.para("None.")
+        return
+    cols = [c for c in ("source", "target", "method", "budget", "seed", "reason") if c in failed.columns]
+    doc.para(f"{len(failed)} cell{'s' if len(failed) != 1 else ''} failed; they are left out of every statistic "
+             f"above (a pair with no finished seed shows n/a).")
+    doc.table(failed[cols].reset_index(drop=True))

@@ -1,0 +1,230 @@
+"""analysis.report.build_report on synthetic run folders (records written directly, no training): the files,
+the sections, embedded images, and the awkward runs — some methods only, one budget, failed cells, no scratch,
+budget 0 only."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adapt.config import parse_config
+from adapt.errors import TransferlabError
+from analysis.report import build_report
+
+DOMAINS = ["original", "rotated", "inverted"]
+SECTIONS = ["## Run", "## Findings", "## Worst pairs", "## Gain vs scratch", "## Target accuracy",
+            "## Negative transfer", "## DA harm", "## Budget crossover", "## Distances vs gain",
+            "## Label-budget curves", "## Training curves", "## Failed cells", "## Reproduce"]
+
+
+def make_run(root: Path, methods=("finetune", "dann", "scratch"), budgets=(0, 5), seeds=3, failed=(),
+             n_classes=True, name="synthetic") -> Path:
+    """A run folder as ``transferlab run`` writes it: ``run.json`` and ``cells/<key>.json`` records.
+
+    Accuracies are drawn around 0.6; transfer methods lose 35 points on rotated -> original (negative
+    transfer), and dann loses 5 more everywhere (DA harm). ``failed`` holds (source, target, method) triples
+    whose records fail.
+    """
+    raw = {"name": name, "data": {"kind": "digits", "names": DOMAINS}, "domains": DOMAINS, "pairs": "all",
+           "methods": list(methods), "budgets": list(budgets), "seeds": seeds,
+           "model": {"backbone": "mlp", "hidden": [16]}, "train": {"steps": 40, "eval_every": 10}}
+    config = parse_config(raw)
+    rng = np.random.default_rng(0)
+    cells_dir = root / "cells"
+    cells_dir.mkdir(parents=True)
+    cells = []
+    for s in DOMAINS:
+        for t in DOMAINS:
+            if s == t:
+                continue
+            for m in methods:
+                for b in budgets:
+                    if m == "scratch" and b == 0:
+                        continue
+                    for seed in range(seeds):
+                        key = f"{s[:3]}{t[:3]}{m}{b}s{seed}"
+                        acc = 0.6 + 0.03 * b + rng.normal(0, 0.01)
+                        if m != "scratch" and (s, t) == ("rotated", "original"):
+                            acc -= 0.35
+                        if m == "dann":
+                            acc -= 0.05
+                        bad = (s, t, m) in failed
+                        steps = [10, 20, 30, 40]
+                        record = {
+                            "key": key, "compute_key": key, "source": s, "target": t, "method": m,
+                            "method_name": m, "seed": seed, "budget": b,
+                            "status": "failed" if bad else "ok",
+                            "reason": "diverged at step 20 (loss_domain=nan)" if bad else None,
+                            "accuracy": None if bad else float(np.clip(acc, 0, 1)),
+                            "source_accuracy": None if m == "scratch" else 0.9,
+                            "wall_time": 0.5, "device": "cpu",
+                            "curves": {"step": steps, "loss_cls": [2.0, 1.2, 0.8, 0.6],
+                                       "loss_domain": [0.69, 0.68, 0.7, 0.69] if m == "dann" else [None] * 4,
+                                       "target_labelled_acc": [0.2, 0.4, 0.6, 0.7] if b else [None] * 4,
+                                       "lr": [1e-3] * 4},
+                            "finished_at": "2026-01-01T00:00:00Z",
+                        }
+                        if n_classes:
+                            record["n_classes"] = 10
+                        (cells_dir / f"{key}.json").write_text(json.dumps(record))
+                        cells.append({"key": key, "source": s, "target": t, "method": m, "seed": seed,
+                                      "budget": b})
+    run = {"name": name, "config": config.to_dict(), "config_path": None, "domains": DOMAINS,
+           "pairs": [[s, t] for s in DOMAINS for t in DOMAINS if s != t], "cells": cells,
+           "git": {"commit": "0123456789abcdef", "dirty": False}}
+    (root / "run.json").write_text(json.dumps(run))
+    return root
+
+
+def images(md: str) -> list[str]:
+    return re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+
+
+def section(md: str, title: str) -> str:
+    start = md.index(f"## {title}\n")
+    end = md.find("\n## ", start + 1)
+    return md[start:end if end > 0 else None]
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    run = make_run(tmp_path_factory.mktemp("full"))
+    md_path = build_report(run, distances=("coral", "mmd2_linear"))
+    return run, md_path, md_path.read_text()
+
+
+# ---------------------------------------------------------------------------------------------- full run
+def test_report_files_sections_and_embedded_images(full):
+    run, md_path, md = full
+    assert md_path == run / "report.md"
+    html = (run / "report.html").read_text()
+    positions = [md.index(s + "\n") for s in SECTIONS]
+    assert positions == sorted(positions), "sections out of order"
+    linked = images(md)
+    assert len(linked) >= 12
+    for rel in linked:
+        assert rel.startswith("figures/") and (run / rel).is_file()
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(embedded) == len(linked)
+    assert all(base64.b64decode(e[:24])[:8] == b"\x89PNG\r\n\x1a\n" for e in embedded)
+    assert 'src="figures/' not in html  # self-contained
+    assert "<table>" in html and "<h2" in html
+    assert "unavailable" not in md.lower() and "could not" not in md.lower()
+
+
+def test_report_flags_the_negative_transfer_pair_first(full):
+    _, _, md = full
+    worst = section(md, "Worst pairs")
+    first_row = next(line for line in worst.splitlines() if line.startswith("| 1 |"))
+    assert "rotated → original" in first_row and "negative" in first_row
+    header = next(line for line in worst.splitlines() if line.startswith("| rank |"))
+    assert "coral" in header and "mmd2_linear" in header  # distance columns
+    findings = section(md, "Findings")
+    assert "NT: rotated → original" in findings
+    assert "DA harm:" in findings
+
+
+def test_report_gain_heatmaps_per_method_and_budget(full):
+    _, _, md = full
+    gains = section(md, "Gain vs scratch")
+    assert sorted(images(gains)) == sorted(f"figures/gain_{m}_b{b}.png" for m in ("finetune", "dann")
+                                           for b in (0, 5))
+    assert "Gain of dann vs scratch, 5 target labels per class" in gains
+    assert "Gain of dann vs chance, 0 target labels per class" in gains
+    acc = section(md, "Target accuracy")
+    assert "figures/accuracy_scratch_b5.png" in images(acc)
+
+
+def test_report_tables_and_training_curves(full):
+    run, _, md = full
+    assert "| rotated → original | dann | 5 |" in section(md, "Negative transfer")
+    harm = section(md, "DA harm")
+    assert "harm" in harm and "| rotated → original | dann |" in harm
+    assert "crossover_budget" in section(md, "Budget crossover")
+    dist = section(md, "Distances vs gain")
+    assert "Spearman" in dist and "figures/distance_gain_b5.png" in images(dist)
+    assert (run / "distances.csv").is_file()
+    training = section(md, "Training curves")
+    assert "rotated → original, dann, budget 5" in training and "worst flagged cell" in training
+    assert len(images(training)) == 1
+    curves = section(md, "Label-budget curves")
+    assert "figures/budget_rotated_original.png" in images(curves)
+    assert section(md, "Failed cells").strip().endswith("None.")
+
+
+def test_report_takes_a_cell_and_an_out_folder(tmp_path):
+    run = make_run(tmp_path / "run", methods=("finetune", "scratch"), budgets=(5,), seeds=2)
+    out = tmp_path / "elsewhere"
+    md = build_report(run, cell=("original", "rotated", "finetune", 5), out=out, distances=()).read_text()
+    assert "original → rotated, finetune, budget 5: the cell asked for" in section(md, "Training curves")
+    assert (out / "report.html").is_file() and (out / "figures").is_dir()
+    assert not (run / "report.md").exists()
+    md = build_report(run, cell="oriinvfinetune5s1", out=out, distances=()).read_text()
+    assert "original → inverted, finetune, budget 5, seed 1" in section(md, "Training curves")
+    md = build_report(run, cell={"target": "original", "seed": 0}, out=out, distances=()).read_text()
+    assert "seed 0" in section(md, "Training curves")
+    with pytest.raises(TransferlabError, match="no cell record"):
+        build_report(run, cell="nope", out=out, distances=())
+    with pytest.raises(TransferlabError, match="cell filters"):
+        build_report(run, cell={"colour": "red"}, out=out, distances=())
+
+
+# ---------------------------------------------------------------------------------------------- awkward runs
+def test_report_some_methods_one_budget(tmp_path):
+    run = make_run(tmp_path / "run", methods=("finetune", "scratch"), budgets=(5,), seeds=2)
+    md = build_report(run, distances=()).read_text()
+    assert images(section(md, "Gain vs scratch")) == ["figures/gain_finetune_b5.png"]
+    assert "DA harm needs `finetune` and at least one other" in section(md, "DA harm")
+    assert "needs gains at two or more budgets" in section(md, "Budget crossover")
+    assert "single budget" in section(md, "Label-budget curves")
+    assert "not computed" in section(md, "Distances vs gain")
+
+
+def test_report_failed_cells(tmp_path):
+    failed = {("original", "rotated", "dann"), ("inverted", "original", "finetune")}
+    run = make_run(tmp_path / "run", failed=failed, seeds=2)
+    md = build_report(run, distances=()).read_text()
+    fails = section(md, "Failed cells")
+    assert "8 cells failed" in fails and "diverged at step 20" in fails  # 2 triples x 2 budgets x 2 seeds
+    assert "8 failed" in section(md, "Run")
+    nt = section(md, "Negative transfer")
+    assert "| original → rotated | dann |" not in nt  # no finished seed, no statistic
+    assert (run / "report.html").is_file()
+
+
+def test_report_without_scratch_says_gains_unavailable(tmp_path):
+    run = make_run(tmp_path / "run", methods=("finetune", "dann"), budgets=(5,), seeds=2)
+    md = build_report(run, distances=()).read_text()
+    assert "Gains vs scratch are unavailable" in section(md, "Gain vs scratch")
+    assert images(section(md, "Gain vs scratch")) == []
+    assert len(images(section(md, "Target accuracy"))) == 2
+    assert "lowest mean accuracy" in section(md, "Training curves")
+    assert "harm" in section(md, "DA harm")
+
+
+@pytest.mark.parametrize("n_classes", [True, False])
+def test_report_budget_zero_only(tmp_path, n_classes):
+    run = make_run(tmp_path / "run", methods=("finetune", "coral"), budgets=(0,), seeds=2, n_classes=n_classes)
+    md = build_report(run, distances=()).read_text()
+    gains = section(md, "Gain vs scratch")
+    if n_classes:  # budget-0 gains are measured against chance
+        assert images(gains) == ["figures/gain_finetune_b0.png", "figures/gain_coral_b0.png"]
+        assert "vs chance" in gains
+    else:
+        assert "unavailable" in gains and images(gains) == []
+    assert len(images(section(md, "Training curves"))) == 1
+
+
+def test_cli_report_calls_build_report(full, capsys):
+    from adapt.cli import main
+
+    run, _, _ = full
+    assert main(["report", str(run)]) == 0
+    assert f"report: {run / 'report.md'}" in capsys.readouterr().out
+    # The rebuild reads the distances the first build wrote instead of recomputing them.
+    assert "read from" in section((run / "report.md").read_text(), "Distances vs gain")
