@@ -2,9 +2,9 @@
 
 ::
 
-    transferlab run CONFIG.yaml [--out DIR] [--executor local|ray] [--workers N] [--retry-failed]
-                                [--device cpu|cuda|cuda:N] [--ray-address ADDR] [--gpus-per-cell G]
-                                [--cpus-per-cell C] [--progress auto|bar|log|none]
+    transferlab run CONFIG.yaml [--out DIR] [--executor local|ray] [--workers N] [--threads T]
+                                [--retry-failed] [--device cpu|cuda|cuda:N] [--ray-address ADDR]
+                                [--gpus-per-cell G] [--cpus-per-cell C] [--progress auto|bar|log|none]
     transferlab status RUN_DIR
     transferlab distances CONFIG.yaml [--out FILE.csv] [--which proxy_a,mmd2,...] [--seed S] [--unlabelled]
     transferlab report RUN_DIR
@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive_int, metavar="N",
                      help="local: worker processes on CPU (default: min(cores, 2)); ray: CPUs of the local "
                           "Ray instance started for the run")
+    run.add_argument("--threads", type=_positive_int, metavar="T",
+                     help="local: torch threads per worker (default: cores // workers)")
     run.add_argument("--retry-failed", action="store_true",
                      help="rerun cells recorded as failed (otherwise they are kept and not rerun)")
     run.add_argument("--device", metavar="DEV", help="override the config's train.device (cpu, cuda, cuda:N)")
@@ -92,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Ray cluster to join (e.g. 'auto' after 'ray start --head'; default: $RAY_ADDRESS, "
                           "else start a local instance)")
     run.add_argument("--gpus-per-cell", type=_non_negative_float, metavar="G",
-                     help="ray: GPUs per cell, may be fractional (default: 1 if the cluster has GPUs, else 0)")
+                     help="ray: GPUs per cell, may be fractional "
+                          "(default: 1 if the cluster has GPUs, else 0)")
     run.add_argument("--cpus-per-cell", type=_non_negative_float, default=1, metavar="C",
                      help="ray: CPUs per cell, also its torch thread count (default: 1)")
     run.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
@@ -134,11 +137,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = run_matrix(config, args.out, executor=args.executor, workers=args.workers,
                             retry_failed=args.retry_failed, ray_address=args.ray_address,
                             gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell,
-                            device=args.device, progress=args.progress)
+                            device=args.device, threads=args.threads, progress=args.progress)
     except KeyboardInterrupt:
         out = args.out or f"results/{config.name}"
-        print(f"\ntransferlab: interrupted; finished cells are saved in {out}/cells — rerun the same command "
-              f"to resume", file=sys.stderr)
+        print(f"\ntransferlab: interrupted; finished cells are saved in {out}/cells — "
+              f"rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
 
     print()
@@ -154,8 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"note: {result.kept_failed} cell(s) had failed in an earlier run and were kept, not rerun; "
               f"add --retry-failed to rerun them")
     if result.failed_now:
-        print(f"note: {result.failed_now} cell(s) failed in this run (see 'transferlab status {result.run_dir}');"
-              f" rerun them with --retry-failed")
+        print(f"note: {result.failed_now} cell(s) failed in this run (see 'transferlab status "
+              f"{result.run_dir}'); rerun them with --retry-failed")
     print(f"results: {result.run_dir}/ (cells/*.json, results.parquet, run.json)")
     print(f"next: transferlab report {result.run_dir}")
     return EXIT_FAILED_CELLS if result.failed_total else EXIT_OK
@@ -191,10 +194,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     if st.extra:
         print(f"note: {st.extra} record(s) in cells/ belong to cells not in the current config (kept)")
     if st.unreadable:
-        print(f"note: {len(st.unreadable)} file(s) in cells/ are not valid records: {', '.join(st.unreadable[:3])}")
+        print(f"note: {len(st.unreadable)} file(s) in cells/ are not valid records: "
+              f"{', '.join(st.unreadable[:3])}")
     config_path = info.get("config_path") or "CONFIG.yaml"
     if st.missing:
-        print(f"next: transferlab run {config_path} --out {st.run_dir}   (resumes the {len(st.missing)} missing)")
+        print(f"next: transferlab run {config_path} --out {st.run_dir}   "
+              f"(resumes the {len(st.missing)} missing)")
     elif st.failed:
         print(f"next: transferlab run {config_path} --out {st.run_dir} --retry-failed")
     else:
@@ -220,8 +225,8 @@ def cmd_distances(args: argparse.Namespace) -> int:
         s, t = domains[source], domains[target]
         for dom in (s, t):
             if dom.kind == "text":
-                raise TransferlabError(f"domain {dom.name!r} holds text; distances need vector or image inputs "
-                                       f"(encode it first)")
+                raise TransferlabError(f"domain {dom.name!r} holds text; distances need vector or image "
+                                       f"inputs (encode it first)")
         xs = np.asarray(s.X, dtype=np.float64).reshape(len(s.X), -1)
         xt = np.asarray(t.X, dtype=np.float64).reshape(len(t.X), -1)
         labels = {} if args.unlabelled else {"ys": s.y, "yt": t.y}
@@ -248,11 +253,13 @@ def cmd_distances(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "run.json").is_file():
-        raise TransferlabError(f"{run_dir}: not a run folder (no run.json); 'transferlab run CONFIG' creates one")
+        raise TransferlabError(f"{run_dir}: not a run folder (no run.json); "
+                               f"'transferlab run CONFIG' creates one")
     try:
         from analysis.report import build_report
     except ImportError as err:
-        raise TransferlabError(f"report needs analysis.report, which cannot be imported here ({err})") from None
+        raise TransferlabError(f"report needs analysis.report, which cannot be imported here ({err})") \
+            from None
     path = build_report(run_dir)
     print(f"report: {path}")
     return EXIT_OK

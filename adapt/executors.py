@@ -6,7 +6,8 @@ cells in flight. ``result`` is what :func:`compute_cell` returns: the trainer's 
 
 - ``local``: in-process, one cell at a time (always so on a GPU), or a process pool of ``workers`` on CPU.
   Each pool worker loads the domains itself once (a per-process cache) and uses
-  ``torch.set_num_threads(max(1, cores // workers))`` threads.
+  ``torch.set_num_threads(max(1, cores // workers))`` threads (``threads`` overrides: small models on a
+  busy machine run much faster with 1).
 - ``ray``: one Ray task per cell on a Ray cluster — the one at ``address`` (``ray start --head`` then
   ``--ray-address auto``), or a local instance started for the run. The domains are ``ray.put`` once and
   tasks receive them by reference; ``num_cpus``/``num_gpus`` per task are configurable.
@@ -41,7 +42,7 @@ def cpu_count() -> int:
 
 
 def resolve_device(config_device: str | None, override: str | None = None) -> str:
-    """``cpu``, ``cuda`` or ``cuda:N``: the override if given, else the config's (``auto`` → cuda if any)."""
+    """``cpu``, ``cuda`` or ``cuda:N``: the override if given, else the config's (``auto``: cuda if any)."""
     device = override or config_device or "auto"
     if device == "auto":
         import torch
@@ -129,8 +130,9 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, domains: Mapping, data_cfg: Mapping, base_dir: str | Path, *, workers: int | None = None,
-                 device: str = "cpu", device_override: str | None = None):
+    def __init__(self, domains: Mapping, data_cfg: Mapping, base_dir: str | Path, *,
+                 workers: int | None = None, device: str = "cpu", device_override: str | None = None,
+                 threads: int | None = None):
         self.domains = domains
         self.data_cfg = dict(data_cfg)
         self.base_dir = str(base_dir)
@@ -138,10 +140,11 @@ class LocalExecutor:
         self.device_override = device_override
         on_gpu = device.startswith("cuda")
         self.workers = 1 if on_gpu else max(1, workers if workers is not None else min(cpu_count(), 2))
+        self.threads = threads or max(1, cpu_count() // self.workers)
 
     def describe(self) -> dict:
         return {"executor": self.name, "workers": self.workers, "device": self.device,
-                "threads_per_worker": max(1, cpu_count() // self.workers)}
+                "threads_per_worker": self.threads}
 
     def run(self, cells: Sequence[Cell], on_result: OnResult) -> None:
         if not cells:
@@ -155,7 +158,7 @@ class LocalExecutor:
         import torch
 
         before = torch.get_num_threads()
-        torch.set_num_threads(max(1, cpu_count() // self.workers))
+        torch.set_num_threads(self.threads)
         try:
             for cell in cells:
                 result = compute_cell(cell, self.domains[cell.source], self.domains[cell.target],
@@ -169,12 +172,13 @@ class LocalExecutor:
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        threads = max(1, cpu_count() // self.workers)
+        threads = self.threads
         todo = list(cells)
         attempts: dict[str, int] = {}
         while todo:
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_init_worker, initargs=(self.data_cfg, self.base_dir, threads))
+                                       initializer=_init_worker,
+                                       initargs=(self.data_cfg, self.base_dir, threads))
             broken: list[Cell] = []
             try:
                 pending = {pool.submit(_pool_task, cell, self.device_override): cell for cell in todo}
@@ -191,7 +195,8 @@ class LocalExecutor:
                             if attempts[cell.compute_key] < 2:
                                 broken.append(cell)
                                 continue
-                            result = failed_result(RuntimeError(f"a worker process died running this cell ({exc})"))
+                            result = failed_result(
+                                RuntimeError(f"a worker process died running this cell ({exc})"))
                         except Exception as exc:  # noqa: BLE001 - e.g. a cell that does not pickle
                             result = failed_result(exc)
                         on_result(cell, result)

@@ -27,7 +27,7 @@ from .cells import Cell, expand_cells
 from .config import Config, resolve_domains
 from .errors import TransferlabError
 from .executors import EXECUTORS, LocalExecutor, RayExecutor, cpu_count, resolve_device
-from .store import STATUS_FAILED, STATUS_OK, RunStore, to_jsonable
+from .store import STATUS_OK, RunStore, to_jsonable
 
 MAX_INVOCATIONS = 50
 _VERSION_PACKAGES = ("transferlab", "torch", "numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "pyyaml",
@@ -197,6 +197,7 @@ def run_matrix(
     gpus_per_cell: float | None = None,
     cpus_per_cell: float = 1,
     device: str | None = None,
+    threads: int | None = None,
     progress: str = "auto",
     log: Callable[[str], None] | None = None,
     plan: Plan | None = None,
@@ -206,6 +207,8 @@ def run_matrix(
         raise TransferlabError(f"unknown executor {executor!r}; expected one of {list(EXECUTORS)}")
     if workers is not None and workers < 1:
         raise TransferlabError(f"--workers must be >= 1, got {workers}")
+    if threads is not None and threads < 1:
+        raise TransferlabError(f"--threads must be >= 1, got {threads}")
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     t0 = time.monotonic()
     plan = plan or plan_matrix(config)
@@ -254,8 +257,8 @@ def run_matrix(
         if workers and workers > 1 and resolved_device.startswith("cuda"):
             log(f"note: device {resolved_device}: the local executor runs one cell at a time on a GPU "
                 f"(--workers {workers} ignored; use --executor ray to spread cells over GPUs)")
-        ex = LocalExecutor(plan.domains, config.data, config.base_dir, workers=workers, device=resolved_device,
-                           device_override=device)
+        ex = LocalExecutor(plan.domains, config.data, config.base_dir, workers=workers,
+                           device=resolved_device, device_override=device, threads=threads)
 
     run_info = _start_run_info(store, config, plan, ex, retry_failed)
     store.write_run(run_info)
@@ -356,7 +359,8 @@ def _cell_summary(cell: Cell) -> dict:
 
 def _domain_info(domain) -> dict:
     return {"kind": getattr(domain, "kind", None), "n": len(domain),
-            "input_shape": list(getattr(domain, "input_shape", ())), "n_classes": getattr(domain, "n_classes", None),
+            "input_shape": list(getattr(domain, "input_shape", ())),
+            "n_classes": getattr(domain, "n_classes", None),
             "description": getattr(domain, "description", "")}
 
 
@@ -383,7 +387,8 @@ def git_info() -> dict | None:
                                capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
+    return {"commit": commit.stdout.strip(),
+            "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
 
 
 def machine_info() -> dict:
@@ -421,7 +426,8 @@ def summary_rows(records: Sequence[Mapping]) -> list[dict]:
     methods = list(dict.fromkeys(m for m, _ in order))
     for method, budget in sorted(order, key=lambda k: (methods.index(k[0]), k[1])):
         rs = groups[(method, budget)]
-        accs = [float(r["accuracy"]) for r in rs if r.get("status") == STATUS_OK and r.get("accuracy") is not None]
+        accs = [float(r["accuracy"]) for r in rs
+                if r.get("status") == STATUS_OK and r.get("accuracy") is not None]
         mean = sum(accs) / len(accs) if accs else None
         sem = None
         if len(accs) > 1:
@@ -441,7 +447,8 @@ def format_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str]]) ->
     numeric = [all(isinstance(r.get(k), (int, float)) or r.get(k) is None for r in rows) for k, _ in columns]
 
     def line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+        parts = zip(values, widths, numeric, strict=True)
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in parts).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
@@ -460,7 +467,8 @@ def accuracy_table(records: Sequence[Mapping]) -> str:
         if r["mean_accuracy"] is None:
             r["accuracy"] = None
         else:
-            r["accuracy"] = f"{r['mean_accuracy']:.3f}" + (f" ± {r['sem']:.3f}" if r["sem"] is not None else "")
+            sem = f" ± {r['sem']:.3f}" if r["sem"] is not None else ""
+            r["accuracy"] = f"{r['mean_accuracy']:.3f}{sem}"
     return format_table(rows, [("method", "method"), ("budget", "budget"), ("ok", "ok"), ("failed", "failed"),
                                ("accuracy", "target accuracy (mean ± s.e.)")])
 
@@ -512,8 +520,8 @@ def status_rows(status: RunStatus) -> list[dict]:
     rows: dict[tuple, dict] = {}
     for cell in status.expected:
         k = (cell.get("method"), cell.get("budget"))
-        rows.setdefault(k, {"method": k[0], "budget": k[1], "expected": 0, "done": 0, "failed": 0, "missing": 0,
-                            "_accs": []})
+        rows.setdefault(k, {"method": k[0], "budget": k[1], "expected": 0, "done": 0, "failed": 0,
+                            "missing": 0, "_accs": []})
         rows[k]["expected"] += 1
     for rec in status.done:
         row = rows.get((rec.get("method"), rec.get("budget")))

@@ -62,7 +62,8 @@ TABLE_COLUMNS = (
 # ---------------------------------------------------------------------------------------------- JSON
 def to_jsonable(obj: Any) -> Any:
     """Plain-JSON copy of ``obj``: numpy scalars/arrays → numbers/lists, tuples → lists, paths → strings,
-    NaN/inf → ``None`` (strict JSON has no NaN), unknown objects → ``str``."""
+    NaN/inf → ``None`` (strict JSON has no NaN), unknown objects → ``str``.
+    """
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, int):

@@ -1,4 +1,4 @@
-"""The matrix runner: resume, compute-key sharing, failures and --retry-failed, status, run.json, executors."""
+"""The matrix runner: resume, compute-key sharing, failures and retries, status, run.json, executors."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_runs_every_cell_once_and_shares_scratch(tmp_path, counted):
     calls, _ = counted
     config = load_config(write_config(tmp_path))
     out = tmp_path / "run"
-    result = run_matrix(config, out, workers=1, progress="none")
+    result = run_matrix(config, out, workers=1, threads=1, progress="none")
     # 6 pairs x (finetune 2 budgets + scratch 1 budget) x 2 seeds = 36 cells; scratch ignores the source, so
     # it is computed once per (target, seed): 3 x 2 = 6 computations for its 12 cells.
     assert result.total == 36 and result.computed_cells == 36 and result.failed_now == 0
@@ -79,14 +79,14 @@ def test_rerun_resumes_without_recomputing(tmp_path, counted):
     calls, _ = counted
     path = write_config(tmp_path)
     out = tmp_path / "run"
-    run_matrix(load_config(path), out, workers=1, progress="none")
+    run_matrix(load_config(path), out, workers=1, threads=1, progress="none")
     stamps = {p.name: p.stat().st_mtime_ns for p in (out / "cells").iterdir()}
     # lose a third of the records, as if the run had been killed
     lost = sorted(stamps)[::3]
     for name in lost:
         (out / "cells" / name).unlink()
     calls.clear()
-    result = run_matrix(load_config(path), out, workers=1, progress="none")
+    result = run_matrix(load_config(path), out, workers=1, threads=1, progress="none")
     assert result.already_done + result.reused + result.computed_cells == 36
     assert result.computed_cells + result.reused == len(lost)
     assert len(calls) == result.computations <= len(lost)
@@ -94,7 +94,7 @@ def test_rerun_resumes_without_recomputing(tmp_path, counted):
     assert set(after) == set(stamps)
     assert all(after[n] == stamps[n] for n in stamps if n not in lost)
     calls.clear()
-    again = run_matrix(load_config(path), out, workers=1, progress="none")
+    again = run_matrix(load_config(path), out, workers=1, threads=1, progress="none")
     assert again.already_done == 36 and again.computed_cells == 0 and calls == []
 
 
@@ -102,11 +102,11 @@ def test_scratch_record_reused_when_a_pair_is_added(tmp_path, counted):
     calls, _ = counted
     out = tmp_path / "run"
     run_matrix(load_config(write_config(tmp_path, pairs=[["a", "c"]], methods=["scratch"], budgets=[2])), out,
-               workers=1, progress="none")
+               workers=1, threads=1, progress="none")
     assert len(calls) == 2
     calls.clear()
-    result = run_matrix(load_config(write_config(tmp_path, pairs=[["a", "c"], ["b", "c"]], methods=["scratch"],
-                                                 budgets=[2])), out, workers=1, progress="none")
+    bigger = write_config(tmp_path, pairs=[["a", "c"], ["b", "c"]], methods=["scratch"], budgets=[2])
+    result = run_matrix(load_config(bigger), out, workers=1, threads=1, progress="none")
     assert calls == [] and result.reused == 2 and result.already_done == 2
 
 
@@ -116,14 +116,15 @@ def test_failed_cell_recorded_matrix_goes_on_and_retry_reruns_only_it(tmp_path, 
     out = tmp_path / "run"
     fail_when["pred"] = lambda cell: (cell.method, cell.seed, cell.budget, cell.source, cell.target) == (
         "finetune", 1, 2, "a", "b")
-    result = run_matrix(load_config(path), out, workers=1, progress="none")
+    result = run_matrix(load_config(path), out, workers=1, threads=1, progress="none")
     assert result.computed_cells == 36 and result.failed_now == 1 and result.failed_total == 1
     failed = [r for r in result.records if r["status"] == "failed"]
     assert len(failed) == 1
     rec = failed[0]
     assert rec["reason"] == "RuntimeError: injected failure for finetune seed 1"
     assert rec["accuracy"] is None and "Traceback" in rec["traceback"]
-    assert (rec["source"], rec["target"], rec["method"], rec["seed"], rec["budget"]) == ("a", "b", "finetune", 1, 2)
+    assert (rec["source"], rec["target"], rec["method"], rec["seed"], rec["budget"]) == (
+        "a", "b", "finetune", 1, 2)
 
     st = run_status(out)
     assert (len(st.done), len(st.failed), len(st.missing)) == (35, 1, 0)
@@ -131,10 +132,10 @@ def test_failed_cell_recorded_matrix_goes_on_and_retry_reruns_only_it(tmp_path, 
     # without --retry-failed the failure is kept and nothing runs
     calls.clear()
     fail_when["pred"] = lambda cell: False
-    kept = run_matrix(load_config(path), out, workers=1, progress="none")
+    kept = run_matrix(load_config(path), out, workers=1, threads=1, progress="none")
     assert calls == [] and kept.kept_failed == 1 and kept.failed_total == 1
     # with it, exactly that cell runs again
-    retried = run_matrix(load_config(path), out, workers=1, retry_failed=True, progress="none")
+    retried = run_matrix(load_config(path), out, workers=1, threads=1, retry_failed=True, progress="none")
     assert [c.key for c in calls] == [rec["key"]]
     assert retried.computed_cells == 1 and retried.failed_total == 0
     assert RunStore(out).read_record(rec["key"])["status"] == "ok"
@@ -148,7 +149,7 @@ def test_trainer_reported_failure_and_bad_returns(tmp_path, monkeypatch):
 
     monkeypatch.setattr(adapt.train, "run_cell", run_cell)
     config = load_config(write_config(tmp_path, methods=["finetune"], budgets=[0], pairs=[["a", "b"]]))
-    result = run_matrix(config, tmp_path / "run", workers=1, progress="none")
+    result = run_matrix(config, tmp_path / "run", workers=1, threads=1, progress="none")
     reasons = sorted(r["reason"] for r in result.records)
     assert reasons == ["diverged: loss is nan at step 7", "run_cell returned no finite accuracy (got nan)"]
     assert all(r["status"] == "failed" for r in result.records)
@@ -157,7 +158,7 @@ def test_trainer_reported_failure_and_bad_returns(tmp_path, monkeypatch):
 def test_run_json_records_provenance_and_cells(tmp_path):
     path = write_config(tmp_path, methods=["finetune"], budgets=[0], seeds=1)
     out = tmp_path / "run"
-    run_matrix(load_config(path), out, workers=1, progress="none")
+    run_matrix(load_config(path), out, workers=1, threads=1, progress="none")
     info = json.loads((out / "run.json").read_text())
     assert info["name"] == "tiny" and info["config"] == load_config(path).to_dict()
     assert info["config_path"] == str(path.resolve())
@@ -166,14 +167,15 @@ def test_run_json_records_provenance_and_cells(tmp_path):
     assert info["git"] is None or len(info["git"]["commit"]) == 40
     assert info["domains"] == ["a", "b", "c"] and len(info["pairs"]) == 6 and len(info["cells"]) == 6
     inv = info["invocations"][-1]
-    assert inv["status"] == "finished" and inv["computed_cells"] == 6 and inv["executor"]["executor"] == "local"
+    assert inv["status"] == "finished" and inv["computed_cells"] == 6
+    assert inv["executor"]["executor"] == "local"
     assert (out / "results.parquet").is_file()
 
 
 def test_status_rows_per_method(tmp_path):
     path = write_config(tmp_path)
     out = tmp_path / "run"
-    run_matrix(load_config(path), out, workers=1, progress="none")
+    run_matrix(load_config(path), out, workers=1, threads=1, progress="none")
     for p in sorted((out / "cells").iterdir())[:5]:
         p.unlink()
     st = run_status(out)
@@ -184,7 +186,8 @@ def test_status_rows_per_method(tmp_path):
 
 
 def test_process_pool_runs_cells_in_worker_processes(tmp_path):
-    path = write_config(tmp_path, methods=["finetune", "dann"], budgets=[2], seeds=1, pairs=[["a", "b"], ["c", "a"]])
+    path = write_config(tmp_path, methods=["finetune", "dann"], budgets=[2], seeds=1,
+                        pairs=[["a", "b"], ["c", "a"]])
     pooled = run_matrix(load_config(path), tmp_path / "pool", workers=2, progress="log")
     assert pooled.executor["workers"] == 2 and pooled.computed_cells == 4 and pooled.failed_total == 0
     pids = {r["worker"]["pid"] for r in pooled.records}

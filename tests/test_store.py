@@ -18,7 +18,8 @@ from adapt.store import RunStore, atomic_write_json, flatten_record, to_jsonable
 
 def _record(key: str, **extra) -> dict:
     return {"key": key, "compute_key": key, "source": "a", "target": "b", "method": "finetune", "seed": 0,
-            "budget": 0, "status": "ok", "accuracy": 0.5, "curves": {"step": [1, 2], "loss": [0.3, 0.2]}, **extra}
+            "budget": 0, "status": "ok", "accuracy": 0.5, "curves": {"step": [1, 2], "loss": [0.3, 0.2]},
+            **extra}
 
 
 def test_write_then_scan_round_trips(tmp_path):
