@@ -582,7 +582,8 @@ def otdd_distance(
     torch = backend(device)[0]
     cost = sq_dists(to_tensor(xs[i_s], device), to_tensor(xt[i_t], device))
     cls_s, cls_t = np.searchsorted(src.classes, ys[i_s]), np.searchsorted(tgt.classes, yt[i_t])
-    cost += to_tensor(label_cost, device)[torch.as_tensor(cls_s)[:, None], torch.as_tensor(cls_t)[None, :]]
+    rows, cols = (torch.as_tensor(c, device=cost.device) for c in (cls_s, cls_t))
+    cost += to_tensor(label_cost, device)[rows[:, None], cols[None, :]]
     return _ot_cost(cost, reg, "sinkhorn_log", None)
 
 

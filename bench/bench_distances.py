@@ -3,6 +3,8 @@
 Usage (from the repository root)::
 
     timeout 900 .venv/bin/python bench/bench_distances.py                 # n = 1k..20k per domain, d = 256
+    # on a shared machine, one BLAS/torch thread avoids oversubscription (10-90x slower eigh/SVD seen):
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 timeout 900 .venv/bin/python bench/bench_distances.py
     .venv/bin/python bench/bench_distances.py --sizes 500 1000 --dim 64  # a quick look
 
 Data: two domains of the synthetic ``shift`` family (``base`` and ``covariate``), 10 classes, ``n`` samples
@@ -66,7 +68,10 @@ def _machine() -> str:
 
     dev = "cuda: " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu (float64)"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__} ({torch.get_num_threads()} threads), "
+    threads = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+                       if k in os.environ)
+    return (f"{cpu}; {os.cpu_count()} cores; {threads or 'default BLAS threads'}; "
+            f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"device {dev}; load average at start {load:.1f}")
 
 
