@@ -132,8 +132,10 @@ class LocalExecutor:
 
     def __init__(self, domains: Mapping, data_cfg: Mapping, base_dir: str | Path, *,
                  workers: int | None = None, device: str = "cpu", device_override: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, task: Callable[[Cell, str | None], dict] | None = None):
         self.domains = domains
+        # What a pool worker runs per cell (a module-level function: it is pickled by reference).
+        self.task = task or _pool_task
         self.data_cfg = dict(data_cfg)
         self.base_dir = str(base_dir)
         self.device = device
@@ -168,43 +170,67 @@ class LocalExecutor:
             torch.set_num_threads(before)
 
     def _run_pool(self, cells, on_result, workers: int) -> None:
+        """Keep ``workers + 1`` cells in flight (so a dead worker takes few cells with it).
+
+        When a worker dies (killed, out of memory, a crash in C code), every cell in flight is lost with it
+        and which one did it is unknown. Those cells become suspects and run again one at a time in a fresh
+        pool: a suspect that kills its worker alone is recorded as failed; the others complete normally.
+        """
+        import collections
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        threads = self.threads
-        todo = list(cells)
-        attempts: dict[str, int] = {}
-        while todo:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        queue = collections.deque(cells)
+        suspects: collections.deque = collections.deque()
+        pending: dict = {}
+        pool = None
+        broken = False
+        in_flight = workers + 1
+
+        def new_pool():
+            return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_init_worker,
-                                       initargs=(self.data_cfg, self.base_dir, threads))
-            broken: list[Cell] = []
-            try:
-                pending = {pool.submit(_pool_task, cell, self.device_override): cell for cell in todo}
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        cell = pending.pop(fut)
-                        try:
-                            result = fut.result()
-                        except BrokenProcessPool as exc:
-                            # A worker died (killed, out of memory, crashed in C code). Which cell did it is
-                            # unknown: give every cell lost with it one more try in a fresh pool.
-                            attempts[cell.compute_key] = attempts.get(cell.compute_key, 0) + 1
-                            if attempts[cell.compute_key] < 2:
-                                broken.append(cell)
-                                continue
-                            result = failed_result(
-                                RuntimeError(f"a worker process died running this cell ({exc})"))
-                        except Exception as exc:  # noqa: BLE001 - e.g. a cell that does not pickle
-                            result = failed_result(exc)
-                        on_result(cell, result)
-            except BaseException:
+                                       initargs=(self.data_cfg, self.base_dir, self.threads))
+
+        try:
+            while queue or suspects or pending:
+                if broken and not pending:  # every future of a broken pool has failed: start afresh
+                    pool.shutdown(wait=True)
+                    pool, broken = None, False
+                if pool is None:
+                    pool = new_pool()
+                if broken:
+                    pass  # wait for the broken pool's remaining futures to fail
+                elif suspects:
+                    if not pending:  # drained: run the next suspect alone
+                        cell = suspects.popleft()
+                        pending[pool.submit(self.task, cell, self.device_override)] = (cell, True)
+                else:
+                    while queue and len(pending) < in_flight:
+                        cell = queue.popleft()
+                        pending[pool.submit(self.task, cell, self.device_override)] = (cell, False)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    cell, alone = pending.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if not alone:
+                            suspects.append(cell)
+                            continue
+                        result = failed_result(RuntimeError(
+                            "the worker process died running this cell (killed, out of memory or crashed)"))
+                    except Exception as exc:  # noqa: BLE001 - e.g. a result that does not pickle
+                        result = failed_result(exc)
+                    on_result(cell, result)
+        except BaseException:
+            if pool is not None:
                 _terminate_pool(pool)
-                raise
+            raise
+        if pool is not None:
             pool.shutdown(wait=True)
-            todo = broken
 
 
 def _terminate_pool(pool) -> None:

@@ -117,10 +117,11 @@ class Progress:
                             dynamic_ncols=True, smoothing=0.1)
             self._postfix()
 
-    def _postfix(self) -> None:
+    def _postfix(self, refresh: bool = True) -> None:
         if self.bar is not None:
             remaining = self.total - self.done - self.failed
-            self.bar.set_postfix_str(f"done={self.done} failed={self.failed} left={remaining}", refresh=True)
+            text = f"done={self.done} failed={self.failed} left={remaining}"
+            self.bar.set_postfix_str(text, refresh=refresh)
 
     def update(self, cells: Sequence[Cell], record: Mapping) -> None:
         ok = record.get("status") == STATUS_OK
@@ -129,8 +130,8 @@ class Progress:
         else:
             self.failed += len(cells)
         if self.bar is not None:
+            self._postfix(refresh=False)
             self.bar.update(len(cells))
-            self._postfix()
             if not ok:
                 self.bar.write(f"failed: {cells[0].title}: {record.get('reason')}", file=self.stream)
             return

@@ -94,7 +94,8 @@ def main() -> None:
     print(f"# bench_matrix — {machine['date']}")
     print(f"# {T.describe_machine(machine)}")
     print(f"# command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"# executor: {args.executor}, workers: {args.workers or 'default'}, reps: {args.reps}\n", flush=True)
+    workers = args.workers or "default"
+    print(f"# executor: {args.executor}, workers: {workers}, reps: {args.reps}\n", flush=True)
     rows = []
     for config in configs:
         runs = []
@@ -110,12 +111,12 @@ def main() -> None:
         last = runs[-1]
         rows.append({
             "config": config.name, "cells": last["cells"], "computations": last["computations"],
-            "failed": last["failed"], "wall s": round(wall, 1),
+            "failed": last["failed"], "wall s": f"{wall:.1f}",
             "wall range": f"{min(walls):.1f}–{max(walls):.1f}" if len(walls) > 1 else "",
-            "cells/min": round(last["cells"] / wall * 60, 1),
-            "computations/min": round(last["computations"] / wall * 60, 1),
-            "in-cell s": round(last["in_cell"], 1), "workers×threads": f"{last['workers']}×{last['threads']}",
-            "efficiency": round(last["in_cell"] / (wall * last["workers"]), 2), "load avg": last["load"],
+            "cells/min": f"{last['cells'] / wall * 60:.1f}",
+            "computations/min": f"{last['computations'] / wall * 60:.1f}",
+            "in-cell s": f"{last['in_cell']:.1f}", "workers×threads": f"{last['workers']}×{last['threads']}",
+            "efficiency": f"{last['in_cell'] / (wall * last['workers']):.2f}", "load avg": last["load"],
         })
         print(f"## {config.name}\n{last['summary']}\n", flush=True)
     columns = ["config", "cells", "computations", "failed", "wall s", "wall range", "cells/min",

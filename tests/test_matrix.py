@@ -219,3 +219,35 @@ def test_plan_matrix_expands_demo_config():
     methods = {c.method for c in plan.cells}
     assert {"finetune", "dann", "coral", "scratch"} <= methods
     assert {c.budget for c in plan.cells} == {0, 5} and {c.seed for c in plan.cells} == {0, 1, 2}
+
+
+def _deadly_task(cell, device):
+    """A pool task (module level, so it pickles by reference) whose worker dies on one cell."""
+    import os
+
+    if (cell.source, cell.target, cell.seed) == ("a", "b", 1):
+        os._exit(3)
+    return {"status": "ok", "accuracy": 0.5, "wall_time": 0.0}
+
+
+def test_a_worker_that_dies_fails_only_its_own_cell(tmp_path):
+    from adapt.executors import LocalExecutor
+
+    config = load_config(write_config(tmp_path, methods=["finetune"], budgets=[0, 2]))
+    plan = plan_matrix(config)
+    results = {}
+
+    def on_result(cell, result):
+        assert cell.key not in results
+        results[cell.key] = result
+
+    LocalExecutor(plan.domains, config.data, config.base_dir, workers=2, threads=1,
+                  task=_deadly_task).run(plan.cells, on_result)
+    assert set(results) == {c.key for c in plan.cells}
+    failed = {c.key for c in plan.cells if (c.source, c.target, c.seed) == ("a", "b", 1)}
+    assert len(failed) == 2
+    for key, result in results.items():
+        if key in failed:
+            assert result["status"] == "failed" and "worker process died" in result["reason"]
+        else:
+            assert result["status"] == "ok", result
