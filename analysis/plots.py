@@ -42,7 +42,7 @@ FLAGGED_VALUES = ("negative", "harm", "nt", "true", "yes")
 
 __all__ = [
     "GAIN_LABEL", "ACCURACY_LABEL", "BUDGET_LABEL", "NT_MARK",
-    "to_points", "is_flagged", "domain_order",
+    "to_points", "is_flagged", "domain_order", "gain_limit", "mean_ci", "spearman",
     "gain_heatmap", "accuracy_heatmap", "distance_gain_scatter", "budget_curves", "training_curves",
     "feature_projection",
 ]
@@ -153,14 +153,15 @@ def _heatmap(ax, matrix: pd.DataFrame, annot: np.ndarray, *, cmap, norm=None, vm
 
 # ---------------------------------------------------------------------------------------------- heatmaps
 def gain_heatmap(nt: pd.DataFrame, method: str, budget: int, *, domains: Sequence[str] | None = None,
-                 ax=None) -> Figure:
+                 limit: float | None = None, ax=None) -> Figure:
     """Mean gain vs scratch of ``method`` at ``budget``: sources as rows, targets as columns.
 
     ``nt`` is the negative-transfer table (``analysis.negative_transfer``: ``source, target, method, budget,
     gain, flag`` …). The colour scale is diverging and centred at zero gain (a ``TwoSlopeNorm`` with
     ``vcenter=0``, symmetric limits), red for worse than scratch. Cells whose ``flag`` marks negative transfer
     get a black box, a hatch and an "NT" mark under their value; the diagonal shows "—", pairs without data
-    "n/a".
+    "n/a". ``limit`` (accuracy points) fixes the colour range to ``[-limit, limit]`` so several heatmaps share
+    one scale (see :func:`gain_limit`); by default it is the largest absolute gain shown.
     """
     sel = _select(nt, "gain_heatmap", method=method, budget=budget)
     doms = domain_order(sel, domains=domains)
@@ -175,9 +176,8 @@ def gain_heatmap(nt: pd.DataFrame, method: str, budget: int, *, domains: Sequenc
             g = matrix.iat[i, j]
             if np.isfinite(g):
                 annot[i, j] = f"{g:+.1f}" + (f"\n{NT_MARK}" if (s, t) in flagged else "")
-    finite = np.abs(matrix.to_numpy(dtype=float))
-    finite = finite[np.isfinite(finite)]
-    limit = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    if limit is None or not np.isfinite(limit) or limit <= 0:
+        limit = gain_limit(gains)
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
     versus = _baseline_name(sel)
 
@@ -201,6 +201,13 @@ def gain_heatmap(nt: pd.DataFrame, method: str, budget: int, *, domains: Sequenc
         title += f"\n{len(flagged)} pair{'s' if len(flagged) != 1 else ''} flagged NT (boxed)"
     ax.set_title(title)
     return fig
+
+
+def gain_limit(nt: pd.DataFrame) -> float:
+    """The largest absolute gain of ``nt`` in accuracy points: a shared colour range for several heatmaps."""
+    gains = np.abs(to_points(nt["gain"], _gain_reference(nt))) if len(nt) else np.zeros(0)
+    gains = gains[np.isfinite(gains)]
+    return float(gains.max()) if gains.size and gains.max() > 0 else 1.0
 
 
 def _baseline_name(sel: pd.DataFrame) -> str:
@@ -227,7 +234,8 @@ def accuracy_heatmap(df: pd.DataFrame, method: str, budget: int, *, domains: Seq
     matrix = acc.pivot_table(index="source", columns="target", values="accuracy", aggfunc="mean")
     matrix = matrix.reindex(index=doms, columns=doms)
     counts = acc.groupby(["source", "target"]).size()
-    n_seeds = int(counts.max()) if len(counts) else 0
+    low, high = (int(counts.min()), int(counts.max())) if len(counts) else (0, 0)
+    seeds = f"{high} seed{'s' if high != 1 else ''}" if low == high else f"{low}–{high} seeds"
     annot = np.full(matrix.shape, "", dtype=object)
     for i in range(len(doms)):
         for j in range(len(doms)):
@@ -238,7 +246,7 @@ def accuracy_heatmap(df: pd.DataFrame, method: str, budget: int, *, domains: Seq
     fig, ax = _axes(ax, (1.15 * n + 2.6, 0.95 * n + 1.6))
     _heatmap(ax, matrix, annot, cmap=ACCURACY_CMAP, vmin=0.0, vmax=100.0, cbar_label=ACCURACY_LABEL)
     ax.set_title(f"{method}, {budget} target label{'s' if budget != 1 else ''}/class: target accuracy\n"
-                 f"(mean over up to {n_seeds} seed{'s' if n_seeds != 1 else ''})")
+                 f"(mean over {seeds})")
     return fig
 
 
@@ -262,13 +270,15 @@ def _rho_text(rho: float, n: int) -> str:
 
 
 def distance_gain_scatter(table: pd.DataFrame, distance: str, *, gain: str = "gain", hue: str = "method",
-                          label_points: bool | None = None, ax=None) -> Figure:
+                          label_points: bool | str | None = None, ax=None) -> Figure:
     """Gain vs scratch against one domain distance, one colour per ``hue`` (method), Spearman rho each.
 
     ``table`` has one row per pair (and method / budget): a ``distance`` column, a ``gain`` column (the
     negative-transfer table joined with ``analysis.distances.domain_distances`` per pair), optionally
     ``flag``, ``source``, ``target``. Flagged rows get a black ring. Spearman's rho (and n) of each group is
-    in the legend, the pooled rho in the title. Points are labelled "source→target" when there are few.
+    in the legend, the pooled rho in the title. ``label_points``: ``True`` names every point
+    "source→target", ``"flagged"`` only the flagged ones, ``False`` none (default: all when at most 8 points,
+    else the flagged ones).
     """
     if distance not in table.columns:
         raise ValueError(f"distance_gain_scatter: no '{distance}' column; the table has {list(table.columns)}")
@@ -280,8 +290,8 @@ def distance_gain_scatter(table: pd.DataFrame, distance: str, *, gain: str = "ga
     fig, ax = _axes(ax, (6.4, 4.6))
     groups = list(data.groupby(hue, sort=False)) if hue in data.columns else [("all", data)]
     palette = _palette([g for g, _ in groups])
-    if label_points is None:
-        label_points = len(data) <= 24
+    if label_points is None:  # label the flagged points (all of them when there are only a few)
+        label_points = True if len(data) <= 8 else "flagged"
     for name, grp in groups:
         rho, _, n = spearman(grp["_dist"], grp["_gain"])
         ax.scatter(grp["_dist"], grp["_gain"], s=36, color=palette[name], alpha=0.85, zorder=3,
@@ -292,7 +302,10 @@ def distance_gain_scatter(table: pd.DataFrame, distance: str, *, gain: str = "ga
                 ax.scatter(hit["_dist"], hit["_gain"], s=130, facecolors="none", edgecolors="black",
                            linewidths=1.6, zorder=4, gid="nt-mark")
         if label_points and {"source", "target"} <= set(grp.columns):
-            for x, y, s, t in zip(grp["_dist"], grp["_gain"], grp["source"], grp["target"]):
+            named = grp
+            if label_points == "flagged":
+                named = grp[[is_flagged(f) for f in grp["flag"]]] if "flag" in grp.columns else grp.iloc[0:0]
+            for x, y, s, t in zip(named["_dist"], named["_gain"], named["source"], named["target"]):
                 ax.annotate(f"{s}→{t}", (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7,
                             color="0.3")
     if "flag" in data.columns and any(is_flagged(f) for f in data["flag"]):

@@ -617,13 +617,15 @@ def _section_gain_heatmaps(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
     if "gain" in a.notes:
         doc.para(a.notes["gain"])
     doc.para("Mean gain in accuracy points, sources as rows and targets as columns; blue: transfer beats the "
-             "baseline, red: it loses. Boxed, hatched cells marked **NT** are flagged negative transfer.")
+             "baseline, red: it loses, white: no difference. Boxed, hatched cells marked **NT** are flagged "
+             "negative transfer. The heatmaps of one budget share their colour scale.")
     for method in a.methods:
         for budget in a.budgets:
             sel = a.nt[(a.nt["method"] == method) & (a.nt["budget"] == budget)]
             if sel.empty:
                 continue
-            fig = plots.gain_heatmap(a.nt, method, budget, domains=a.domains)
+            limit = plots.gain_limit(a.nt[a.nt["budget"] == budget])
+            fig = plots.gain_heatmap(a.nt, method, budget, domains=a.domains, limit=limit)
             vs = "chance" if (sel["baseline"] == "chance").all() else "scratch"
             doc.figure(figs.save(fig, f"gain_{method}_b{budget}"),
                        f"Gain of {method} vs {vs}, {budget} target labels per class")
@@ -729,7 +731,7 @@ def _section_distances(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
         fig = Figure(figsize=(5.6 * ncol, 4.3 * nrow), layout="constrained")
         axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
         for ax, col in zip(axes, cols):
-            plots.distance_gain_scatter(part, col, ax=ax, label_points=len(part) <= 16)
+            plots.distance_gain_scatter(part, col, ax=ax)
         for ax in axes[len(cols):]:
             ax.set_axis_off()
         vs = "chance" if (part["baseline"] == "chance").all() else "scratch"

@@ -153,7 +153,7 @@ def test_distance_gain_scatter_spearman_and_flag_rings():
     assert f"{plots.NT_MARK} flagged" in legend
     rings = [c for c in ax.collections if c.get_gid() == "nt-mark"]
     assert sum(len(c.get_offsets()) for c in rings) == 2  # one flagged row per method
-    assert any("rotated→original" in t.get_text() for t in ax.texts)
+    assert [t.get_text() for t in ax.texts] == ["rotated→original", "rotated→original"]  # the flagged ones
 
 
 def test_distance_gain_scatter_too_few_points_says_na():
@@ -256,3 +256,16 @@ def test_to_points_scales_fractions_only():
     assert plots.to_points([0.5, 0.25]) == pytest.approx([50.0, 25.0])
     assert plots.to_points([55.0, 80.0]) == pytest.approx([55.0, 80.0])
     assert plots.to_points([-0.1], reference=[0.4, 0.9]) == pytest.approx([-10.0])
+
+
+def test_gain_heatmaps_can_share_one_colour_scale():
+    nt = nt_frame()
+    limit = plots.gain_limit(nt)
+    assert limit == pytest.approx(30.0)
+    fig = Figure(layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, method in zip(axes, ("finetune", "dann")):
+        plots.gain_heatmap(nt, method, 5, limit=50.0, ax=ax)
+    norms = [ax.collections[0].norm for ax in axes]
+    assert all((n.vmin, n.vcenter, n.vmax) == (-50.0, 0.0, 50.0) for n in norms)
+    assert len(colorbar_axes(fig)) == 2
