@@ -71,6 +71,10 @@ def cell_record(cell: Cell, result: Mapping, shared_from: str | None = None) -> 
     record.setdefault("reason", None)
     record.setdefault("accuracy", None)
     record.setdefault("source_accuracy", None)
+    record.setdefault("wall_time", None)
+    record.setdefault("device", None)
+    record.setdefault("curves", {})
+    record.setdefault("params", dict(cell.method_params))
     return {
         "key": cell.key,
         "compute_key": cell.compute_key,
@@ -250,6 +254,13 @@ def run_matrix(
         groups[cell.compute_key].append(cell)
 
     resolved_device = resolve_device(config.train.get("device"), device)
+    if executor == "local" and resolved_device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            where = "--device" if device else "config field 'train.device'"
+            raise TransferlabError(f"{where} asks for {resolved_device}, but this machine has no CUDA device "
+                                   f"(use cpu or auto)")
     if executor == "ray":
         ex = RayExecutor(plan.domains, address=ray_address, workers=workers, cpus_per_cell=cpus_per_cell,
                          gpus_per_cell=gpus_per_cell, config_device=config.train.get("device", "auto"),

@@ -238,3 +238,16 @@ def test_console_script_is_installed():
         pytest.skip("transferlab console script not installed in this environment")
     proc = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "run" in proc.stdout and "status" in proc.stdout
+
+
+def test_cuda_asked_for_without_a_gpu_is_a_usage_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    path = write_config(tmp_path)
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--device", "cuda"]) == 2
+    assert "--device asks for cuda" in capsys.readouterr().err
+    path = write_config(tmp_path, train={"steps": 5, "device": "cuda:0"})
+    assert main(["run", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "config field 'train.device' asks for cuda:0" in capsys.readouterr().err

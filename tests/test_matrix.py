@@ -123,6 +123,7 @@ def test_failed_cell_recorded_matrix_goes_on_and_retry_reruns_only_it(tmp_path, 
     rec = failed[0]
     assert rec["reason"] == "RuntimeError: injected failure for finetune seed 1"
     assert rec["accuracy"] is None and "Traceback" in rec["traceback"]
+    assert {"curves", "params", "wall_time", "device", "source_accuracy", "compute_key"} <= set(rec)
     assert (rec["source"], rec["target"], rec["method"], rec["seed"], rec["budget"]) == (
         "a", "b", "finetune", 1, 2)
 
