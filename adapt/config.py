@@ -66,7 +66,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "amp": True,
     "device": "auto",
 }
-TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "patience", "lr_schedule"}
+TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "patience", "lr_schedule", "flip"}
 SELECTION_RULES = ("last", "im", "snd", "entropy")
 
 METHOD_NAMES = ("finetune", "dann", "coral", "coral-closed", "scratch")
