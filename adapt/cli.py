@@ -235,7 +235,7 @@ def cmd_distances(args: argparse.Namespace) -> int:
         rows.append({"source": source, "target": target, **{k: float(v) for k, v in values.items()}})
     columns = [("source", "source"), ("target", "target")] + [(k, k) for k in rows[0] if k not in
                                                                  ("source", "target")]
-    print(format_table(rows, columns))
+    print(format_table(rows, columns, float_format="{:.4g}"))
     out = Path(args.out) if args.out else Path("results") / config.name / "distances.csv"
     import pandas as pd
 

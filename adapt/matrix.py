@@ -451,9 +451,10 @@ def summary_rows(records: Sequence[Mapping]) -> list[dict]:
     return rows
 
 
-def format_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str]]) -> str:
+def format_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str]],
+                 float_format: str = "{:.3f}") -> str:
     """A plain aligned text table: ``columns`` are ``(key, header)``; numbers right-aligned."""
-    cells = [[_fmt(r.get(k)) for k, _ in columns] for r in rows]
+    cells = [[_fmt(r.get(k), float_format) for k, _ in columns] for r in rows]
     headers = [h for _, h in columns]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
     numeric = [all(isinstance(r.get(k), (int, float)) or r.get(k) is None for r in rows) for k, _ in columns]
@@ -465,11 +466,11 @@ def format_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str]]) ->
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
 
-def _fmt(v) -> str:
+def _fmt(v, float_format: str = "{:.3f}") -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.3f}"
+        return float_format.format(v)
     return str(v)
 
 
