@@ -5,8 +5,9 @@ records, ``run.json`` and the Parquet export all count) into an empty temporary 
 resumed. Reported per config: wall time (median over ``--reps``), cells and computations per minute (cells
 sharing a ``compute_key`` — the scratch baseline across sources — are computed once), the summed in-cell
 ``wall_time`` of the records (the trainer's own time) and the parallel efficiency
-``sum(in-cell time) / (wall × workers)``. The load average is printed before and after: on a shared
-machine the wall time includes waiting for cores.
+``sum(in-cell time) / (wall × workers)``, and the CPU seconds of the run and all its processes (``cpu s``).
+The load average is printed before and after: on a shared machine the wall time includes waiting for
+cores, while ``cpu s / cores`` stays close to what the run needs on an idle machine.
 
 Default: the built-in demo (``configs/demo.yaml``). ``--office`` adds the Office-Caltech10 SURF matrix
 (``configs/office_caltech_surf.yaml``: 12 pairs × 4 methods × 3 seeds = 144 cells), skipped where the shared
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,9 +54,12 @@ def run_once(config: Path, args) -> dict:
     if args.workers:
         cmd += ["--workers", str(args.workers)]
     try:
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         records = [json.loads(p.read_text()) for p in (out / "run" / "cells").glob("*.json")]
@@ -65,7 +70,7 @@ def run_once(config: Path, args) -> dict:
     in_cell = sum(float(r.get("wall_time") or 0.0) for r in own)
     executor = info["invocations"][-1]["executor"]
     workers = executor.get("workers") or 1
-    return {"wall": wall, "cells": len(records), "computations": len(own),
+    return {"wall": wall, "cpu": cpu, "cells": len(records), "computations": len(own),
             "failed": sum(r.get("status") != "ok" for r in records), "in_cell": in_cell, "workers": workers,
             "threads": executor.get("threads_per_worker"), "summary": proc.stdout.strip()}
 
@@ -115,12 +120,13 @@ def main() -> None:
             "wall range": f"{min(walls):.1f}–{max(walls):.1f}" if len(walls) > 1 else "",
             "cells/min": f"{last['cells'] / wall * 60:.1f}",
             "computations/min": f"{last['computations'] / wall * 60:.1f}",
-            "in-cell s": f"{last['in_cell']:.1f}", "workers×threads": f"{last['workers']}×{last['threads']}",
+            "in-cell s": f"{last['in_cell']:.1f}", "cpu s": f"{last['cpu']:.1f}",
+            "workers×threads": f"{last['workers']}×{last['threads']}",
             "efficiency": f"{last['in_cell'] / (wall * last['workers']):.2f}", "load avg": last["load"],
         })
         print(f"## {config.name}\n{last['summary']}\n", flush=True)
     columns = ["config", "cells", "computations", "failed", "wall s", "wall range", "cells/min",
-               "computations/min", "in-cell s", "workers×threads", "efficiency", "load avg"]
+               "computations/min", "in-cell s", "cpu s", "workers×threads", "efficiency", "load avg"]
     print(T.markdown_table(rows, columns))
     if args.json:
         T.write_json(args.json, {"machine": machine, "argv": sys.argv, "rows": rows})
