@@ -410,6 +410,7 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
     sums: dict[str, torch.Tensor] = {}
     window = 0
     best = (-math.inf, None, None)  # score, step, state
+    first_bad = torch.full((), -1, dtype=torch.long, device=dev)  # first non-finite step, tracked on device
     step = 0
     model.train()
     method.modules.train()
@@ -485,13 +486,17 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
                 bad = _diverged({k: float(v.detach()) for k, v in terms.items()})
                 if bad:
                     return fail(step, bad)
+            else:
+                nonfinite = ~torch.isfinite(loss.detach())
+                first_bad = torch.where(nonfinite & (first_bad < 0), torch.full_like(first_bad, step), first_bad)
             if step % eval_every == 0 or step == phase_end:
                 names = list(sums)
                 means = (torch.stack([sums[n] for n in names]) / window).tolist() if names else []
                 values = dict(zip(names, means))
                 bad = _diverged(values)
                 if bad:
-                    return fail(step, bad)
+                    at = int(first_bad) if not check_each_step else step
+                    return fail(at if at > 0 else step, bad)
                 _log_point(curves, step, values, method.scalars(progress), opt.param_groups[-1]["lr"])
                 curves.setdefault("target_labelled_acc", [None] * (len(curves["step"]) - 1)).append(
                     _accuracy(model, lab, problem.y_lab, dev, amp) if lab.n else None)
@@ -569,18 +574,30 @@ def _features(model: Classifier, X, kind: str, dev: torch.device) -> np.ndarray:
 
 
 def _fit_sklearn(problem: _Problem, params: dict) -> dict:
+    """A linear SVM (libsvm, one-vs-one) or logistic regression on the (re-coloured) source + labelled target."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.svm import LinearSVC
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.svm import SVC
+
+    from .methods.coral_closed import C_GRID
 
     d = int(np.prod(problem.Xs.shape[1:]))
     X = np.concatenate([problem.Xs.reshape(-1, d), np.asarray(problem.X_lab, dtype=np.float32).reshape(-1, d)])
     y = np.concatenate([problem.ys, problem.y_lab]).astype(np.int64)
-    if params["classifier"] == "svm":
-        clf = LinearSVC(C=params["C"], loss="squared_hinge", dual=True, max_iter=20000, random_state=0)
-    else:
-        clf = LogisticRegression(C=params["C"], max_iter=5000)
-    clf.fit(X, y)
+
+    def make(c: float):
+        if params["classifier"] == "svm":
+            return SVC(kernel="linear", C=c)
+        return LogisticRegression(C=c, max_iter=5000)
+
+    c = params["C"]
+    cv_scores = None
+    if c == "cv":
+        folds = StratifiedKFold(2, shuffle=True, random_state=0)
+        cv_scores = [float(cross_val_score(make(g), X, y, cv=folds).mean()) for g in C_GRID]
+        c = C_GRID[int(np.argmax(cv_scores))]
+    clf = make(c).fit(X, y)
     acc = float((clf.predict(problem.X_test.reshape(-1, d)) == problem.y_test).mean())
     src = float((clf.predict(X[: len(problem.Xs)]) == problem.ys).mean())
     return {"accuracy": acc, "source_accuracy": src, "steps": 0, "status": "ok", "reason": None, "curves": {},
-            "classifier": params["classifier"]}
+            "classifier": {"name": params["classifier"], "C": c, "cv_scores": cv_scores}}

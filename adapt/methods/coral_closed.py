@@ -8,9 +8,11 @@ then fit a classifier on the transformed source (+ labelled target, untransforme
   loop with the same ``train.steps`` (use ``model: {backbone: mlp, hidden: []}`` for the paper's linear
   classifier). ``on: features`` — on the frozen backbone's features (pretrained when the backbone has
   weights); only the linear head is trained. ``auto`` (default): ``input`` for ``mlp``, else ``features``.
-- ``classifier: head`` (default) trains as above; ``svm`` fits scikit-learn's ``LinearSVC(C)`` (liblinear's
-  L2-regularised squared-hinge, bias 1, as the paper's ``-s 1`` liblinear) and ``logreg`` a
-  ``LogisticRegression(C)`` — for reproducing the paper. With ``svm``/``logreg`` the loop does not run.
+- ``classifier: head`` (default) trains as above; ``svm`` fits scikit-learn's ``SVC(kernel="linear")`` —
+  libsvm, one-vs-one, as the official CORAL code (``libsvmtrain … -t 4``, a precomputed linear kernel) — and
+  ``logreg`` a ``LogisticRegression``, for reproducing the paper; the loop does not run then. ``C``: a number,
+  or ``cv`` (default): chosen by stratified 2-fold cross-validation on the training samples over
+  ``C_GRID`` = 1e-3 … 1e4, as the official code does (``-v 2``). Test (target) samples are not transformed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ import numpy as np
 from ..losses import coral_transform
 from .base import Method, Phase, choice, number
 
+C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3, 1e4)
+
+
+def c_value(name: str, v) -> float | str:
+    """``cv`` or a positive number."""
+    if v == "cv":
+        return v
+    return number(0.0, low_open=True)(name, v)
+
 
 class CORALClosed(Method):
     name = "coral-closed"
@@ -27,7 +38,7 @@ class CORALClosed(Method):
         "on": ("auto", choice("auto", "input", "features")),
         "eps": (1.0, number(0.0, low_open=True)),
         "classifier": ("head", choice("head", "svm", "logreg")),
-        "C": (1.0, number(0.0, low_open=True)),
+        "C": ("cv", c_value),
     }
     closed_form = True
 
