@@ -375,7 +375,7 @@ def budget_curves(df: pd.DataFrame, source: str, target: str, *, methods: Sequen
     names = [m for m in names if m != SCRATCH] + ([SCRATCH] if SCRATCH in names else [])
     palette = _palette(names)
     budgets = sorted(sel["budget"].unique())
-    span = (budgets[-1] - budgets[0]) if len(budgets) > 1 else 1.0
+    span = (budgets[-1] - budgets[0]) if len(budgets) > 1 else 4.0  # one budget: offsets on a ±1 axis
     clipped = False
     for k, name in enumerate(names):
         dodge = 0.012 * span * (k - (len(names) - 1) / 2)  # keep overlapping error bars apart
@@ -394,6 +394,8 @@ def budget_curves(df: pd.DataFrame, source: str, target: str, *, methods: Sequen
         if len(b) > 1:
             ax.fill_between(b + dodge, lo, hi, color=palette[name], alpha=0.12, linewidth=0)
     ax.set_xticks(budgets)
+    if len(budgets) == 1:
+        ax.set_xlim(budgets[0] - 1, budgets[0] + 1)
     ax.set_xlabel(BUDGET_LABEL)
     ax.set_ylabel(ACCURACY_LABEL)
     ax.set_title(f"{source} → {target}: accuracy vs label budget\n(mean over seeds, 95% CI"
@@ -446,15 +448,26 @@ def training_curves(curves, *, title: str | None = None) -> Figure:
     ``curves`` is what ``analysis.load_curves`` returns for a cell (one or several seeds): long form with
     ``curve``/``value`` (or ``metric``/``value``) and ``step`` columns; a wide table with a ``step`` column
     and one numeric column per quantity, or a record's ``curves`` dict of lists, work too. Quantities named
-    ``*acc*`` go to the accuracy panel (in %), ``*loss*`` to the loss panel, the rest to a schedule panel;
-    each seed is a thin line, the mean over seeds a thick one.
+    ``*acc*`` go to the accuracy panel (in %), ``*loss*`` to the loss panel, the rest to a schedule panel
+    (left out, and named in the title, when every schedule is constant); each seed is a thin line, the mean
+    over seeds a thick one.
     """
     long = _long_curves(curves)
     long = long.assign(value=pd.to_numeric(long["value"], errors="coerce")).dropna(subset=["value"])
     metrics = list(dict.fromkeys(long["metric"]))
     panels = [(p, [m for m in metrics if _curve_panel(m) == p]) for p in ("loss", "accuracy", "schedule")]
     panels = [(p, ms) for p, ms in panels if ms]
-    fig = Figure(figsize=(4.6 * max(len(panels), 1) + 0.6, 3.9), layout="constrained")
+    constants = {}
+    for name in dict(panels).get("schedule", []):
+        values = long.loc[long["metric"] == name, "value"].to_numpy(dtype=float)
+        if len(values) and np.ptp(values) == 0:
+            constants[name] = values[0]
+    if constants and len(constants) == len(dict(panels)["schedule"]) and len(panels) > 1:
+        panels = [(p, ms) for p, ms in panels if p != "schedule"]  # a flat-line panel says nothing
+        note = "constant: " + ", ".join(f"{k} = {v:g}" for k, v in constants.items())
+        title = f"{title}\n({note})" if title else note
+    fig = Figure(figsize=(4.6 * max(len(panels), 1) + 0.6, 3.9 + (0.3 if title and "\n" in title else 0)),
+                 layout="constrained")
     if title:
         fig.suptitle(title)
     if not panels:

@@ -269,3 +269,11 @@ def test_gain_heatmaps_can_share_one_colour_scale():
     norms = [ax.collections[0].norm for ax in axes]
     assert all((n.vmin, n.vcenter, n.vmax) == (-50.0, 0.0, 50.0) for n in norms)
     assert len(colorbar_axes(fig)) == 2
+
+
+def test_training_curves_constant_schedules_go_to_the_title():
+    curves = curves_long()
+    curves = curves[curves["curve"] != "lambda"]  # only lr left, and it is constant
+    fig = plots.training_curves(curves, title="cell")
+    assert [ax.get_title() for ax in fig.axes] == ["losses", "accuracies"]
+    assert fig.get_suptitle() == "cell\n(constant: lr = 0.001)"
