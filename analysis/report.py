@@ -563,16 +563,24 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
     items = []
     if a.nt is not None:
         flagged = a.nt[[plots.is_flagged(f) for f in a.nt["flag"]]]
-        vs = "scratch (chance at budget 0)" if a.has_scratch else "chance"
+        chance = bool((a.nt["baseline"] == "chance").any())
+        vs = ("scratch (chance at budget 0)" if chance else "scratch") if a.has_scratch else "chance"
         items.append(f"**{len(flagged)} of {len(a.nt)}** (pair, method, budget) rows are flagged negative transfer "
                      f"(gain vs {vs} below 0, Benjamini–Hochberg q < {alpha} over the matrix).")
         for row in flagged.sort_values("gain").head(5).itertuples():
             items.append(f"NT: {_pair(row.source, row.target)}, `{row.method}`, budget {row.budget}: gain "
                          f"{_pts(row.gain)} points, 95% CI {_ci(row.ci_low, row.ci_high)}, q = {_p(row.q_value)}"
                          + (" (vs chance)" if row.baseline == "chance" else ""))
+        if flagged.empty:
+            for row in a.nt[a.nt["gain"] < 0].sort_values("gain").head(3).itertuples():
+                items.append(f"Largest loss, not significant: {_pair(row.source, row.target)}, `{row.method}`, "
+                             f"budget {row.budget}: gain {_pts(row.gain)} points, 95% CI "
+                             f"{_ci(row.ci_low, row.ci_high)}, q = {_p(row.q_value)}")
         positive = int((a.nt["flag"] == "positive").sum())
-        items.append(f"{positive} rows show significant positive transfer; the rest are inconclusive at this "
-                     f"number of seeds.")
+        rest = len(a.nt) - positive - len(flagged)
+        items.append(f"{positive} row{'s' if positive != 1 else ''} show{'s' if positive == 1 else ''} significant "
+                     f"positive transfer; {rest} {'are' if rest != 1 else 'is'} inconclusive at "
+                     f"{_seed_text(a.nt)}.")
         if (a.nt["baseline"] == "chance").any():
             items.append("Budget-0 rows are compared with chance (1/K): with no target labels, learning from "
                          "the target alone cannot beat guessing.")
@@ -581,7 +589,11 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
     if a.harm is not None:
         harm = a.harm[a.harm["flag"] == "harm"]
         items.append(f"DA harm: {len(harm)} of {len(a.harm)} adaptation rows are significantly worse than plain "
-                     f"`finetune` on the same pair.")
+                     f"`finetune` on the same pair" + (":" if len(harm) else "."))
+        for row in harm.sort_values("gain").head(5).itertuples():
+            items.append(f"harm: {_pair(row.source, row.target)}, `{row.method}`, budget {row.budget}: "
+                         f"{_pts(row.gain)} points vs finetune, 95% CI {_ci(row.ci_low, row.ci_high)}, "
+                         f"q = {_p(row.q_value)}")
     if a.nt is not None and a.dist is not None:
         corr = _correlations(a)
         if corr is not None and corr["rho"].notna().any():
@@ -589,6 +601,14 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
             items.append(f"Strongest distance–gain association: `{best['distance']}` for `{best['method']}` at "
                          f"budget {best['budget']} (Spearman ρ = {best['rho']:+.2f}, n = {int(best['n'])}).")
     doc.bullets(items or ["No finished cells."])
+
+
+def _seed_text(nt: pd.DataFrame) -> str:
+    n = nt["n_seeds"].dropna()
+    if n.empty:
+        return "this number of seeds"
+    low, high = int(n.min()), int(n.max())
+    return f"{high} seeds" if low == high else f"{low}–{high} seeds"
 
 
 def _section_worst(doc: _Doc, a: _Analysis, top: int) -> None:
