@@ -255,8 +255,8 @@ def _run_trained(cell, problem, method_cls, params, mcfg, tcfg, dev) -> dict:
             _restore(model, method, init_state)
             res = _fit(model, method, method.phases(chosen, cell.budget, tcfg), problem, tcfg, dev, cell.seed,
                        rule="last")
-            res["selection"] = (f"holdout: steps chosen by accuracy on {len(hold)} held-out labelled target "
-                                f"samples, then retrained on all {len(problem.y_lab)}")
+            # steps chosen by accuracy on the held-out labelled samples, then retrained on all of them
+            res["selection"] = "holdout"
             res["selected_step"] = chosen
             return {**out, **_result_fields(res), **_final_eval(model, problem, dev, method_cls, res)}
         out["early_stopping"] = {"chosen_steps": steps, "note": "budget too small to hold out: all steps used"}

@@ -6,6 +6,11 @@ source and an unlabelled-target batch, through a gradient reversal layer with co
 2-hidden-layer discriminator (``disc_hidden`` units) ending in one logit (BCE-with-logits). The learning
 rate is annealed ``μ_p = μ0 / (1+10p)^0.75`` (``lr_anneal: true``), the paper's defaults (§5.2.2).
 Labelled target samples (budget > 0) add their cross-entropy.
+
+The paper's defaults were kept after a check on the synthetic ``shift`` family (canonical domains, family
+seed 0, MLP [64], 300 steps, Adam 1e-3, budget 0, seeds 0-4; mean target accuracy covariate→base /
+base→covariate; source-only .744 / .692): trade_off 1 → .797 / .699, 0.3 → .797 / .687, 3 → .791 / .737;
+without lr annealing .758 / .748; 1000 steps .737 / .739. No setting dominated; the defaults stay the paper's.
 """
 
 from __future__ import annotations
