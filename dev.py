@@ -29,9 +29,10 @@ STAMP = VENV / ".transferlab-installed"
 # torch first and exact: a bare or loose torch requirement can pull a multi-GB CUDA build.
 TORCH = "torch==2.13.0"
 EXTRAS = "dev,ray,text,pytorch-adapt"
-# pytorch-adapt's metadata requires torchvision, whose PyPI wheels do not import beside the CPU torch
-# wheel; the parts we use (layers, hooks, adapters, validators) run without it, so install it bare.
-NO_DEPS = ["pytorch-adapt==0.0.83"]
+# pytorch-adapt's metadata (and pytorch-metric-learning's) requires torchvision, whose PyPI wheels do not
+# import beside the CPU torch wheel — and a broken torchvision breaks torchmetrics' and transformers'
+# imports too. The parts we use (layers, hooks, adapters, validators) run without it: install them bare.
+NO_DEPS = ["pytorch-adapt==0.0.83", "torchmetrics==0.9.3", "pytorch-metric-learning==1.6.3"]
 
 
 def _say(msg: str) -> None:
@@ -64,8 +65,21 @@ def ensure_env(force: bool = False) -> None:
     _run([*pip, "install", "-q", TORCH])
     _run([*pip, "install", "-q", "-e", f".[{EXTRAS}]"])
     _run([*pip, "install", "-q", "--no-deps", *NO_DEPS])
+    _check_imports()
     STAMP.write_text(_fingerprint())
     _say("environment ready")
+
+
+def _check_imports() -> None:
+    """Fail the install loudly if torchvision slipped in or the key packages do not import together."""
+    probe = (
+        "import importlib.util, sys\n"
+        "if importlib.util.find_spec('torchvision'):\n"
+        "    sys.exit('torchvision got installed (a dependency pulled it in); it breaks imports beside the CPU "
+        "torch wheel: pip uninstall torchvision')\n"
+        "import torch, transformers, pytorch_adapt.layers, adapt, analysis\n"
+    )
+    _run([PY, "-W", "ignore", "-c", probe])
 
 
 def _env() -> dict[str, str]:
