@@ -14,7 +14,9 @@ resumes: cells already recorded there are not run again (failed ones only with `
 
 Ray: ``--executor ray`` starts a local Ray instance for the run; to use a cluster, start it first
 (``ray start --head`` on the head node, ``ray start --address HEAD:6379`` on the others) and pass
-``--ray-address auto`` on the head node (or set ``RAY_ADDRESS``).
+``--ray-address auto`` on the head node (or set ``RAY_ADDRESS``). Every node needs transferlab installed
+(same version); the data need not be there: the driver loads the domains and ``ray.put``-s them once.
+Each cell is one task with ``--cpus-per-cell`` CPUs (its torch thread count) and ``--gpus-per-cell`` GPUs.
 
 Exit codes: 0 success; 1 the run finished but some cells failed; 2 bad input (config, data, arguments:
 one ``transferlab: error: ...`` line, no traceback); 130 interrupted (rerun the same command to resume).
