@@ -277,11 +277,12 @@ def distance_gain_scatter(table: pd.DataFrame, distance: str, *, gain: str = "ga
     negative-transfer table joined with ``analysis.distances.domain_distances`` per pair), optionally
     ``flag``, ``source``, ``target``. Flagged rows get a black ring. Spearman's rho (and n) of each group is
     in the legend, the pooled rho in the title. ``label_points``: ``True`` names every point
-    "source→target", ``"flagged"`` only the flagged ones, ``False`` none (default: all when at most 8 points,
-    else the flagged ones).
+    "source→target", ``"flagged"`` only the flagged ones, ``False`` none (default: all when at most 8
+    points, else the flagged ones).
     """
     if distance not in table.columns:
-        raise ValueError(f"distance_gain_scatter: no '{distance}' column; the table has {list(table.columns)}")
+        raise ValueError(f"distance_gain_scatter: no '{distance}' column; "
+                         f"the table has {list(table.columns)}")
     if gain not in table.columns:
         raise ValueError(f"distance_gain_scatter: no '{gain}' column; the table has {list(table.columns)}")
     data = table.assign(_gain=to_points(table[gain], _gain_reference(table)),
@@ -345,7 +346,7 @@ def _palette(names) -> dict:
 
 # ---------------------------------------------------------------------------------------------- curves
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:
-    """``(mean, low, high, n)``: Student-t confidence interval of the mean over seeds (low = high when n=1)."""
+    """``(mean, low, high, n)``: Student-t confidence interval of the mean over seeds (low = high if n=1)."""
     from scipy.stats import t as student_t
 
     v = np.asarray(values, dtype=float)
@@ -491,7 +492,8 @@ def training_curves(curves, *, title: str | None = None) -> Figure:
                 part = part.assign(value=to_points(part["value"]))
             if n_seeds > 1:
                 for _, seed_part in part.groupby("seed"):
-                    ax.plot(seed_part["step"], seed_part["value"], color=palette[name], alpha=0.3, linewidth=0.9)
+                    ax.plot(seed_part["step"], seed_part["value"], color=palette[name], alpha=0.3,
+                            linewidth=0.9)
             mean = part.groupby("step")["value"].mean()
             label = f"{name}" + (f" (mean of {n_seeds} seeds)" if n_seeds > 1 else "")
             if len(mean) > 1 and np.ptp(mean.to_numpy()) == 0:
@@ -573,7 +575,8 @@ def feature_projection(Fs, Ft, Fs_after=None, Ft_after=None, *, ys=None, yt=None
         classes = sorted(set(ys.tolist()) | set(yt.tolist()))
         import seaborn as sns
 
-        colours = dict(zip(classes, sns.color_palette("tab10" if len(classes) <= 10 else "husl", len(classes))))
+        palette = sns.color_palette("tab10" if len(classes) <= 10 else "husl", len(classes))
+        colours = dict(zip(classes, palette))
     fig = Figure(figsize=(5.0 * len(panels) + 0.8, 4.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     axis_name = "PC" if method == "pca" else "t-SNE"

@@ -134,7 +134,8 @@ _HTML_PAGE = """<!DOCTYPE html>
 <style>
 body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1150px; margin: 2em auto;
        padding: 0 1em; color: #222; line-height: 1.45; }}
-h1, h2, h3 {{ line-height: 1.2; }} h2 {{ border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }}
+h1, h2, h3 {{ line-height: 1.2; }}
+h2 {{ border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.88em; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
 th {{ background: #f2f2f2; }} tr:nth-child(even) td {{ background: #fafafa; }}
@@ -240,7 +241,8 @@ def _read_run_json(run_dir: Path) -> dict:
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        warnings.warn(f"{path}: unreadable ({err}); the report goes on without the run's config", stacklevel=3)
+        warnings.warn(f"{path}: unreadable ({err}); the report goes on without the run's config",
+                      stacklevel=3)
         return {}
     return info if isinstance(info, dict) else {}
 
@@ -358,14 +360,15 @@ def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -
         usable = usable[np.isfinite(usable["gain"])]
         a.nt = usable.reset_index(drop=True) if len(usable) else None
         if a.nt is None:
-            a.notes["gain"] = ("Gains vs scratch are unavailable: the run has no finished `scratch` cells at its "
-                               "budgets" + (" (budget 0 rows have no class count to compare with chance)"
-                                            if 0 in budgets else "") + ".")
+            no_chance = " (budget 0 rows have no class count to compare with chance)" if 0 in budgets else ""
+            a.notes["gain"] = ("Gains vs scratch are unavailable: the run has no finished `scratch` cells "
+                               f"at its budgets{no_chance}.")
         elif not a.has_scratch:
-            a.notes["gain"] = ("Gains vs scratch are unavailable (no finished `scratch` cells); only budget-0 "
-                               "gains vs chance are shown.")
+            a.notes["gain"] = ("Gains vs scratch are unavailable (no finished `scratch` cells); only "
+                               "budget-0 gains vs chance are shown.")
     else:
-        a.notes["gain"] = "Gains vs scratch are unavailable: the run has no transfer method with finished cells."
+        a.notes["gain"] = ("Gains vs scratch are unavailable: the run has no transfer method with finished "
+                           "cells.")
 
     da = [m for m in transfer_methods if m != "finetune"]
     if "finetune" in set(ok["method"]) and da:
@@ -552,7 +555,8 @@ def _section_run(doc: _Doc, a: _Analysis, run_dir: Path) -> None:
     if cfg.get("train"):
         tr = cfg["train"]
         items.append(f"training: {tr.get('steps')} steps, batch {tr.get('batch_size')}, lr {tr.get('lr')}, "
-                     f"selection `{tr.get('selection', 'last')}`; model `{(cfg.get('model') or {}).get('backbone')}`")
+                     f"selection `{tr.get('selection', 'last')}`; "
+                     f"model `{(cfg.get('model') or {}).get('backbone')}`")
     items.append(f"report built {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
     doc.heading("Run")
     doc.bullets(items)
@@ -565,21 +569,22 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
         flagged = a.nt[[plots.is_flagged(f) for f in a.nt["flag"]]]
         chance = bool((a.nt["baseline"] == "chance").any())
         vs = ("scratch (chance at budget 0)" if chance else "scratch") if a.has_scratch else "chance"
-        items.append(f"**{len(flagged)} of {len(a.nt)}** (pair, method, budget) rows are flagged negative transfer "
-                     f"(gain vs {vs} below 0, Benjamini–Hochberg q < {alpha} over the matrix).")
+        items.append(f"**{len(flagged)} of {len(a.nt)}** (pair, method, budget) rows are flagged negative "
+                     f"transfer (gain vs {vs} below 0, Benjamini–Hochberg q < {alpha} over the matrix).")
         for row in flagged.sort_values("gain").head(5).itertuples():
             items.append(f"NT: {_pair(row.source, row.target)}, `{row.method}`, budget {row.budget}: gain "
-                         f"{_pts(row.gain)} points, 95% CI {_ci(row.ci_low, row.ci_high)}, q = {_p(row.q_value)}"
+                         f"{_pts(row.gain)} points, 95% CI {_ci(row.ci_low, row.ci_high)}, "
+                         f"q = {_p(row.q_value)}"
                          + (" (vs chance)" if row.baseline == "chance" else ""))
         if flagged.empty:
             for row in a.nt[a.nt["gain"] < 0].sort_values("gain").head(3).itertuples():
-                items.append(f"Largest loss, not significant: {_pair(row.source, row.target)}, `{row.method}`, "
-                             f"budget {row.budget}: gain {_pts(row.gain)} points, 95% CI "
+                items.append(f"Largest loss, not significant: {_pair(row.source, row.target)}, "
+                             f"`{row.method}`, budget {row.budget}: gain {_pts(row.gain)} points, 95% CI "
                              f"{_ci(row.ci_low, row.ci_high)}, q = {_p(row.q_value)}")
         positive = int((a.nt["flag"] == "positive").sum())
         rest = len(a.nt) - positive - len(flagged)
-        items.append(f"{positive} row{'s' if positive != 1 else ''} show{'s' if positive == 1 else ''} significant "
-                     f"positive transfer; {rest} {'are' if rest != 1 else 'is'} inconclusive at "
+        items.append(f"{positive} row{'s' if positive != 1 else ''} show{'s' if positive == 1 else ''} "
+                     f"significant positive transfer; {rest} {'are' if rest != 1 else 'is'} inconclusive at "
                      f"{_seed_text(a.nt)}.")
         if (a.nt["baseline"] == "chance").any():
             items.append("Budget-0 rows are compared with chance (1/K): with no target labels, learning from "
@@ -588,8 +593,8 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
         items.append(a.notes["gain"])
     if a.harm is not None:
         harm = a.harm[a.harm["flag"] == "harm"]
-        items.append(f"DA harm: {len(harm)} of {len(a.harm)} adaptation rows are significantly worse than plain "
-                     f"`finetune` on the same pair" + (":" if len(harm) else "."))
+        items.append(f"DA harm: {len(harm)} of {len(a.harm)} adaptation rows are significantly worse than "
+                     f"plain `finetune` on the same pair" + (":" if len(harm) else "."))
         for row in harm.sort_values("gain").head(5).itertuples():
             items.append(f"harm: {_pair(row.source, row.target)}, `{row.method}`, budget {row.budget}: "
                          f"{_pts(row.gain)} points vs finetune, 95% CI {_ci(row.ci_low, row.ci_high)}, "
@@ -598,8 +603,9 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
         corr = _correlations(a)
         if corr is not None and corr["rho"].notna().any():
             best = corr.loc[corr["rho"].abs().idxmax()]
-            items.append(f"Strongest distance–gain association: `{best['distance']}` for `{best['method']}` at "
-                         f"budget {best['budget']} (Spearman ρ = {best['rho']:+.2f}, n = {int(best['n'])}).")
+            items.append(f"Strongest distance–gain association: `{best['distance']}` for "
+                         f"`{best['method']}` at budget {best['budget']} "
+                         f"(Spearman ρ = {best['rho']:+.2f}, n = {int(best['n'])}).")
     doc.bullets(items or ["No finished cells."])
 
 
@@ -665,7 +671,8 @@ def _section_accuracy_heatmaps(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
                 continue
             fig = plots.accuracy_heatmap(a.df, method, budget, domains=a.domains)
             doc.figure(figs.save(fig, f"accuracy_{method}_b{budget}"),
-                       f"Target test accuracy of {method}, {budget} target labels per class (mean over seeds)")
+                       f"Target test accuracy of {method}, {budget} target labels per class "
+                       f"(mean over seeds)")
 
 
 def _fmt_stats(table: pd.DataFrame, ref_col: str, ref_name: str) -> pd.DataFrame:
@@ -686,8 +693,8 @@ def _section_tables(doc: _Doc, a: _Analysis) -> None:
     if a.nt is None:
         doc.para(a.notes.get("gain", "Gains unavailable."))
     else:
-        doc.para("Every (pair, method, budget) with a gain: paired t-test over seeds, Benjamini–Hochberg q over "
-                 "the matrix; flag `negative` / `positive` when q < alpha, else `inconclusive`.")
+        doc.para("Every (pair, method, budget) with a gain: paired t-test over seeds, Benjamini–Hochberg q "
+                 "over the matrix; flag `negative` / `positive` when q < alpha, else `inconclusive`.")
         table = _fmt_stats(a.nt, "mean_scratch", "baseline acc (%)")
         table.insert(len(table.columns), "vs", a.nt["baseline"].to_numpy())
         doc.table(table)
@@ -704,8 +711,9 @@ def _section_tables(doc: _Doc, a: _Analysis) -> None:
     if a.crossover is None:
         doc.para(a.notes.get("crossover", "Unavailable."))
     else:
-        doc.para("`crossover_budget`: the smallest label budget from which scratch beats the method at that and "
-                 "every larger budget (point estimates); empty when transfer still wins at the largest budget.")
+        doc.para("`crossover_budget`: the smallest label budget from which scratch beats the method at that "
+                 "and every larger budget (point estimates); empty when transfer still wins at the largest "
+                 "budget.")
         cross = a.crossover.copy()
         cross.insert(0, "pair", [_pair(s, t) for s, t in zip(cross.pop("source"), cross.pop("target"))])
         for col in ("crossover_budget", "first_negative_budget"):
@@ -784,7 +792,8 @@ def _section_budget_curves(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
         doc.figure(figs.save(fig, f"budget_{s}_{t}"), f"Label-budget curve, {_pair(s, t)}")
 
 
-def _section_training(doc: _Doc, a: _Analysis, figs: _Figures, run_dir: Path, chosen: tuple[dict, str]) -> None:
+def _section_training(doc: _Doc, a: _Analysis, figs: _Figures, run_dir: Path,
+                      chosen: tuple[dict, str]) -> None:
     from .results import load_curves
 
     doc.heading("Training curves")
@@ -812,6 +821,6 @@ def _section_failed(doc: _Doc, a: _Analysis) -> None:
         doc.para("None.")
         return
     cols = [c for c in ("source", "target", "method", "budget", "seed", "reason") if c in failed.columns]
-    doc.para(f"{len(failed)} cell{'s' if len(failed) != 1 else ''} failed; they are left out of every statistic "
-             f"above (a pair with no finished seed shows n/a).")
+    doc.para(f"{len(failed)} cell{'s' if len(failed) != 1 else ''} failed; they are left out of every "
+             f"statistic above (a pair with no finished seed shows n/a).")
     doc.table(failed[cols].reset_index(drop=True))

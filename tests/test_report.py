@@ -1,6 +1,6 @@
 """analysis.report.build_report on synthetic run folders (records written directly, no training): the files,
-the sections, embedded images, and the awkward runs — some methods only, one budget, failed cells, no scratch,
-budget 0 only."""
+the sections, embedded images, and the awkward runs — some methods only, one budget, failed cells, no
+scratch, budget 0 only."""
 
 from __future__ import annotations
 
@@ -209,7 +209,8 @@ def test_report_without_scratch_says_gains_unavailable(tmp_path):
 
 @pytest.mark.parametrize("n_classes", [True, False])
 def test_report_budget_zero_only(tmp_path, n_classes):
-    run = make_run(tmp_path / "run", methods=("finetune", "coral"), budgets=(0,), seeds=2, n_classes=n_classes)
+    run = make_run(tmp_path / "run", methods=("finetune", "coral"), budgets=(0,), seeds=2,
+                   n_classes=n_classes)
     md = build_report(run, distances=()).read_text()
     gains = section(md, "Gain vs scratch")
     if n_classes:  # budget-0 gains are measured against chance
