@@ -24,6 +24,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tests run small models and many small matrices: on 2 cores (and a busy CI box) torch's thread hand-offs
+    cost more than they save — measured 3–10× slower with 2 threads than with 1 under load."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

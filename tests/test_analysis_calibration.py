@@ -9,22 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
-import torch
 
 from adapt.domains.shift import make_shift_domain
 from analysis import mmd_permutation_test, negative_transfer
 
 SHAPE = dict(n_samples=1000, n_features=8, n_classes=2)
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Thousands of 100×100 problems: thread hand-offs cost more than they save (a lot, on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _draw(name: str, draw: int, n: int = 50, **shift) -> np.ndarray:

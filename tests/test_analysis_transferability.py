@@ -51,7 +51,6 @@ def test_logme_ranks_informative_features_higher_and_takes_tensors():
 def test_leep_hand_computed_2x2():
     theta = np.array([[0.8, 0.2], [0.4, 0.6]])
     # P(y,z) = [[.4,.1],[.2,.3]], P(z) = [.6,.4], P(y|z) = [[2/3, 1/4],[1/3, 3/4]]
-    eep = 0.8 * 2 / 3 + 0.2 * 0.25  # = 0.4 * 1/3 + 0.6 * 0.75 = 7/12
     assert leep(theta, [0, 1]) == pytest.approx(math.log(7 / 12))
     assert leep(theta, [0, 1]) == pytest.approx(math.log(0.4 / 3 + 0.6 * 0.75))
 

@@ -13,13 +13,6 @@ from adapt.losses import (CORALLoss, DomainAdversarialLoss, DomainDiscriminator,
 from adapt.methods import METHODS, check_method_params
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_grl_backward_is_minus_lambda_times_incoming_gradient():
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)

@@ -11,13 +11,6 @@ import torch
 from adapt.models import build_model, resnet18, resnet50
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_mlp_shapes_and_linear_classifier():
     m = build_model({"backbone": "mlp", "hidden": [32, 16]}, "vector", (10,), 4)

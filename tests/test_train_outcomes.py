@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from adapt.cells import Cell
 from adapt.domains.shift import load_shift_domains
@@ -24,13 +23,6 @@ from adapt.train import run_cell
 
 SEEDS = range(4)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,6 @@ RECORD_KEYS = {"source", "target", "method", "method_name", "seed", "budget", "a
 MLP = {"backbone": "mlp", "hidden": [32]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def doms():
