@@ -207,15 +207,20 @@ def resolve_domains(config: Config, available: Mapping[str, Any]) -> tuple[list[
 
 
 # ---------------------------------------------------------------------------------------------- fields
-def _parse_data(data, fail) -> dict:
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        fail("data", f"expected a mapping like {{kind: digits}}, got {data!r}")
-    bad = sorted(set(map(str, data)) - DATA_KEYS)
+def _section(value, name: str, keys: set, defaults: dict, example: str, fail) -> dict:
+    """A mapping section (``data``, ``model``, ``train``): known keys only, defaults filled in."""
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        fail(name, f"expected a mapping like {example}, got {value!r}")
+    bad = sorted(set(map(str, value)) - keys)
     if bad:
-        fail(f"data.{bad[0]}", f"unknown key; expected one of {sorted(DATA_KEYS)}")
-    out = {**DATA_DEFAULTS, **copy.deepcopy(dict(data))}
+        fail(f"{name}.{bad[0]}", f"unknown key; expected one of {sorted(keys)}")
+    return {**copy.deepcopy(defaults), **copy.deepcopy(dict(value))}
+
+
+def _parse_data(data, fail) -> dict:
+    out = _section(data, "data", DATA_KEYS, DATA_DEFAULTS, "{kind: digits}", fail)
     from .domains import FAMILIES
 
     if out["kind"] not in FAMILIES:
@@ -338,14 +343,7 @@ def _parse_seeds(seeds, fail) -> list[int]:
 
 
 def _parse_model(model, fail) -> dict:
-    if model is None:
-        model = {}
-    if not isinstance(model, Mapping):
-        fail("model", f"expected a mapping like {{backbone: mlp, hidden: [128]}}, got {model!r}")
-    bad = sorted(set(map(str, model)) - MODEL_KEYS)
-    if bad:
-        fail(f"model.{bad[0]}", f"unknown key; expected one of {sorted(MODEL_KEYS)}")
-    out = {**copy.deepcopy(MODEL_DEFAULTS), **copy.deepcopy(dict(model))}
+    out = _section(model, "model", MODEL_KEYS, MODEL_DEFAULTS, "{backbone: mlp, hidden: [128]}", fail)
     if out["backbone"] not in BACKBONES:
         fail("model.backbone", f"unknown backbone {out['backbone']!r}; expected one of {list(BACKBONES)}")
     hidden = out["hidden"]
@@ -361,38 +359,28 @@ def _parse_model(model, fail) -> dict:
     return out
 
 
+def _number(value, field_name: str, fail, positive: bool) -> float:
+    """A finite number (> 0, or >= 0); YAML reads ``1e-3`` (no dot) as a string, so strings are parsed."""
+    v = value
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            pass
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 if positive else v >= 0)
+    if not ok:
+        fail(field_name, f"expected a {'positive number' if positive else 'number >= 0'}, got {value!r}")
+    return float(v)
+
+
 def _parse_train(train, fail) -> dict:
-    if train is None:
-        train = {}
-    if not isinstance(train, Mapping):
-        fail("train", f"expected a mapping like {{steps: 300, batch_size: 64, lr: 0.001}}, got {train!r}")
-    bad = sorted(set(map(str, train)) - TRAIN_KEYS)
-    if bad:
-        fail(f"train.{bad[0]}", f"unknown key; expected one of {sorted(TRAIN_KEYS)}")
-    out = {**TRAIN_DEFAULTS, **copy.deepcopy(dict(train))}
+    out = _section(train, "train", TRAIN_KEYS, TRAIN_DEFAULTS, "{steps: 300, batch_size: 64, lr: 0.001}", fail)
     for key in ("steps", "batch_size", "eval_every"):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             fail(f"train.{key}", f"expected a positive integer, got {v!r}")
-    for key in ("lr",):
-        v = out[key]
-        if isinstance(v, str):
-            try:
-                v = float(v)  # YAML reads 1e-3 (no dot) as a string
-            except ValueError:
-                pass
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0 and math.isfinite(v)):
-            fail(f"train.{key}", f"expected a positive number, got {out[key]!r}")
-        out[key] = float(v)
-    wd = out["weight_decay"]
-    if isinstance(wd, str):
-        try:
-            wd = float(wd)
-        except ValueError:
-            pass
-    if isinstance(wd, bool) or not isinstance(wd, (int, float)) or wd < 0:
-        fail("train.weight_decay", f"expected a number >= 0, got {out['weight_decay']!r}")
-    out["weight_decay"] = float(wd)
+    out["lr"] = _number(out["lr"], "train.lr", fail, positive=True)
+    out["weight_decay"] = _number(out["weight_decay"], "train.weight_decay", fail, positive=False)
     if out["optimizer"] not in ("adam", "sgd", "adamw"):
         fail("train.optimizer", f"expected one of ['adam', 'adamw', 'sgd'], got {out['optimizer']!r}")
     if out["selection"] not in SELECTION_RULES:
