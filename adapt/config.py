@@ -66,7 +66,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "amp": True,
     "device": "auto",
 }
-TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "patience", "lr_schedule", "flip"}
+TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "patience", "lr_schedule",
+                                   "flip"}
 SELECTION_RULES = ("last", "im", "snd", "entropy")
 
 METHOD_NAMES = ("finetune", "dann", "coral", "coral-closed", "scratch")
@@ -335,7 +336,8 @@ def _parse_seeds(seeds, fail) -> list[int]:
         if seeds < 1:
             fail("seeds", f"expected a positive number of seeds, got {seeds}")
         return list(range(seeds))
-    if isinstance(seeds, list) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if integers and seeds:
         if len(set(seeds)) != len(seeds) or min(seeds) < 0:
             fail("seeds", f"expected distinct non-negative integers, got {seeds}")
         return list(seeds)
@@ -367,14 +369,16 @@ def _number(value, field_name: str, fail, positive: bool) -> float:
             v = float(v)
         except ValueError:
             pass
-    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 if positive else v >= 0)
+    ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+    ok = ok and (v > 0 if positive else v >= 0)
     if not ok:
         fail(field_name, f"expected a {'positive number' if positive else 'number >= 0'}, got {value!r}")
     return float(v)
 
 
 def _parse_train(train, fail) -> dict:
-    out = _section(train, "train", TRAIN_KEYS, TRAIN_DEFAULTS, "{steps: 300, batch_size: 64, lr: 0.001}", fail)
+    example = "{steps: 300, batch_size: 64, lr: 0.001}"
+    out = _section(train, "train", TRAIN_KEYS, TRAIN_DEFAULTS, example, fail)
     for key in ("steps", "batch_size", "eval_every"):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
