@@ -334,14 +334,11 @@ def _optimizer(model: Classifier, method: Method, tcfg: dict) -> torch.optim.Opt
             groups.append({"params": params, "lr": lr, "base_lr": lr, "name": part})
     wd = float(tcfg.get("weight_decay", 0.0))
     name = tcfg.get("optimizer", "adam")
-    # foreach: the multi-tensor update, torch's default on CUDA only; on CPU it gives the same parameters bit
-    # for bit, ~5% faster per step on an MLP (bench/RESULTS.md, trainer overhead)
-    kw = {"lr": tcfg["lr"], "weight_decay": wd, "foreach": True}
     if name == "sgd":
-        return torch.optim.SGD(groups, momentum=float(tcfg.get("momentum", 0.9)), **kw)
+        return torch.optim.SGD(groups, lr=tcfg["lr"], momentum=float(tcfg.get("momentum", 0.9)), weight_decay=wd)
     if name == "adamw":
-        return torch.optim.AdamW(groups, **kw)
-    return torch.optim.Adam(groups, **kw)
+        return torch.optim.AdamW(groups, lr=tcfg["lr"], weight_decay=wd)
+    return torch.optim.Adam(groups, lr=tcfg["lr"], weight_decay=wd)
 
 
 @torch.no_grad()
