@@ -1,4 +1,4 @@
-"""Shared timing protocol for the benches (issue #7): ratios measured side by side, in one process, in one run.
+"""Shared timing protocol for the benches (issue #7): ratios measured side by side, in one process, one run.
 
 These machines are noisy, so an absolute time from one run says little; a *ratio* of two things measured in
 the same rounds says more. The protocol:
@@ -7,13 +7,18 @@ the same rounds says more. The protocol:
 2. then ``reps`` (>= 5) rounds; in each round every variant runs once, in an order rotated by one each round
    (round ``r`` starts with variant ``r mod k``), so no variant always runs first or right after another;
    ``gc.collect()`` before each timed call, host clock ``time.perf_counter`` around it, and
-   ``torch.cuda.synchronize()`` before reading the clock when a CUDA device is in use;
+   ``torch.cuda.synchronize()`` before reading the clock when a CUDA device is in use; the process's CPU
+   time (``time.process_time``) is read alongside;
 3. the figure for a variant is the median of its ``reps`` times; a comparison ``A / B`` is the median over
    rounds of the *paired* per-round ratio ``t_A(r) / t_B(r)`` (both measured seconds apart), reported with
    its min–max over rounds;
 4. ``aa_control``: the baseline is also timed a second time per round under another name; its ratio to the
    baseline (ideally 1.00) is the noise floor — a difference between variants smaller than that spread is
    noise (METHOD.md: "time the same version twice").
+
+Wall time is the figure. On a shared, loaded machine it also counts the time a process waits for a core;
+with one compute thread the CPU time does not, so ``kind="cpu"`` ratios estimate what a quiet machine's wall
+clock would show (they miss waiting on the GPU: use wall time there).
 
 :func:`machine_info` describes where it ran (cores, CPU model from ``/proc/cpuinfo``, torch, date, commit),
 :func:`markdown_table` prints rows for bench/RESULTS.md.
@@ -48,27 +53,35 @@ class Timings:
     reps: int
     warmup: int
     order: list[list[str]] = field(default_factory=list)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
 
-    def median(self, name: str) -> float:
-        return statistics.median(self.times[name])
+    def _series(self, kind: str) -> dict[str, list[float]]:
+        if kind not in ("wall", "cpu"):
+            raise ValueError(f"kind must be 'wall' or 'cpu', got {kind!r}")
+        return self.times if kind == "wall" else self.cpu
 
-    def ratios(self, name: str, over: str | None = None) -> list[float]:
+    def median(self, name: str, kind: str = "wall") -> float:
+        return statistics.median(self._series(kind)[name])
+
+    def ratios(self, name: str, over: str | None = None, kind: str = "wall") -> list[float]:
         """Per-round paired ratios ``t_name(r) / t_over(r)`` (``over`` defaults to the baseline)."""
-        ref = self.times[over or self.baseline]
-        return [a / b for a, b in zip(self.times[name], ref)]
+        series = self._series(kind)
+        return [a / b for a, b in zip(series[name], series[over or self.baseline])]
 
-    def ratio(self, name: str, over: str | None = None) -> float:
+    def ratio(self, name: str, over: str | None = None, kind: str = "wall") -> float:
         """Median over rounds of the paired ratio."""
-        return statistics.median(self.ratios(name, over))
+        return statistics.median(self.ratios(name, over, kind))
 
-    def ratio_range(self, name: str, over: str | None = None) -> tuple[float, float]:
-        r = self.ratios(name, over)
+    def ratio_range(self, name: str, over: str | None = None, kind: str = "wall") -> tuple[float, float]:
+        r = self.ratios(name, over, kind)
         return min(r), max(r)
 
     def to_dict(self) -> dict:
         return {"baseline": self.baseline, "reps": self.reps, "warmup": self.warmup, "times": self.times,
-                "medians": {k: self.median(k) for k in self.times},
-                "ratios_vs_baseline": {k: self.ratio(k) for k in self.times}, "order": self.order}
+                "cpu_times": self.cpu, "medians": {k: self.median(k) for k in self.times},
+                "ratios_vs_baseline": {k: self.ratio(k) for k in self.times},
+                "cpu_ratios_vs_baseline": {k: self.ratio(k, kind="cpu") for k in self.cpu},
+                "order": self.order}
 
 
 def _sync() -> None:
@@ -79,12 +92,17 @@ def _sync() -> None:
 
 def time_call(fn: Callable[[], object]) -> float:
     """Seconds one call of ``fn`` takes (gc collected first; device synchronised before both clock reads)."""
+    return time_call2(fn)[0]
+
+
+def time_call2(fn: Callable[[], object]) -> tuple[float, float]:
+    """``(wall seconds, process CPU seconds)`` of one call of ``fn`` (as :func:`time_call`)."""
     gc.collect()
     _sync()
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
     fn()
     _sync()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def interleaved(variants: Mapping[str, Callable[[], object]], *, baseline: str | None = None, reps: int = 7,
@@ -97,7 +115,7 @@ def interleaved(variants: Mapping[str, Callable[[], object]], *, baseline: str |
     ``"<baseline> (again)"``.
     """
     if reps < min_reps:
-        raise ValueError(f"reps must be >= {min_reps} (median of at least {min_reps} repetitions), got {reps}")
+        raise ValueError(f"reps must be >= {min_reps} (a median of at least {min_reps} rounds), got {reps}")
     if not variants:
         raise ValueError("no variants to time")
     fns = dict(variants)
@@ -113,16 +131,42 @@ def interleaved(variants: Mapping[str, Callable[[], object]], *, baseline: str |
             if log:
                 log(f"  warm-up {name}: {t:.3f} s")
     times: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
     order: list[list[str]] = []
     k = len(names)
     for r in range(reps):
         this = [names[(r + i) % k] for i in range(k)]
         order.append(this)
         for name in this:
-            times[name].append(time_call(fns[name]))
+            wall, cpu_s = time_call2(fns[name])
+            times[name].append(wall)
+            cpu[name].append(cpu_s)
         if log:
-            log(f"  round {r + 1}/{reps}: " + ", ".join(f"{n} {times[n][-1]:.3f}s" for n in names))
-    return Timings(times=times, baseline=baseline, reps=reps, warmup=warmup, order=order)
+            log(f"  round {r + 1}/{reps}: " + ", ".join(f"{n} {times[n][-1]:.3f}s (cpu {cpu[n][-1]:.3f})"
+                                                       for n in names))
+    return Timings(times=times, baseline=baseline, reps=reps, warmup=warmup, order=order, cpu=cpu)
+
+
+# ------------------------------------------------------------------------------------------------ imports
+def hide_broken_torchvision() -> bool:
+    """Make a torchvision that cannot be imported look absent; returns True when it was hidden.
+
+    pytorch-adapt's package ``__init__``s reach torchmetrics, which imports torchvision when it is installed;
+    a torchvision built for another torch fails there ("operator torchvision::nms does not exist") and takes
+    every pytorch-adapt import down with it. The benches need no torchvision: a broken one is replaced by
+    ``None`` in ``sys.modules`` (so ``import torchvision`` raises ImportError and torchmetrics treats it as
+    absent). A working torchvision is left alone.
+    """
+    if "torchvision" in sys.modules:
+        return sys.modules["torchvision"] is None
+    try:
+        import torchvision  # noqa: F401
+        return False
+    except Exception:  # noqa: BLE001 - ImportError, RuntimeError from a mismatched build, ...
+        for key in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
+            sys.modules.pop(key, None)
+        sys.modules["torchvision"] = None  # type: ignore[assignment]
+        return True
 
 
 # ------------------------------------------------------------------------------------------------ context
@@ -155,6 +199,13 @@ def git_commit() -> str | None:
         return None
 
 
+def _loadavg() -> str | None:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return None
+
+
 def machine_info() -> dict:
     """Where a figure was measured: cores, CPU model, torch (version, threads, CUDA device), date, commit."""
     import torch
@@ -168,6 +219,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "commit": git_commit(),
+        "loadavg": _loadavg(),
         "cuda": None,
     }
     if torch.cuda.is_available():
@@ -186,7 +238,8 @@ def describe_machine(info: Mapping) -> str:
     cuda = info.get("cuda")
     gpu = f", GPU {cuda['device']} (CUDA {cuda['cuda']})" if cuda else ", no GPU"
     return (f"{info['cores']} cores ({info['cpu']}), torch {info['torch']} ({info['torch_threads']} threads)"
-            f"{gpu}, Python {info['python']}, {info['date']}, commit {info.get('commit')}")
+            f"{gpu}, Python {info['python']}, {info['date']}, commit {info.get('commit')}, "
+            f"load average {info.get('loadavg')}")
 
 
 # ------------------------------------------------------------------------------------------------ output
