@@ -24,6 +24,28 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+TINY_SHIFTS = {"a": {}, "b": {"covariate": 0.5}, "c": {"label": 0.5}}
+
+
+def write_tiny_config(folder: Path, name: str = "tiny", **over) -> Path:
+    """A seconds-long matrix config (3 small shift domains, finetune + scratch) written as YAML into folder."""
+    import yaml
+
+    cfg = {
+        "name": name,
+        "data": {"kind": "shift", "n_samples": 90, "n_features": 6, "n_classes": 3, "shifts": TINY_SHIFTS},
+        "methods": ["finetune", "scratch"],
+        "budgets": [0, 2],
+        "seeds": 2,
+        "model": {"hidden": [8]},
+        "train": {"steps": 20, "batch_size": 16, "eval_every": 10},
+    }
+    cfg.update(over)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tests run small models and many small matrices: on 2 cores (and a busy CI box) torch's thread hand-offs

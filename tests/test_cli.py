@@ -12,30 +12,17 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 import adapt.matrix
+from conftest import write_tiny_config
 from adapt.cli import main
 
 # one in-process worker with one torch thread: tiny models run fastest so, even on a busy machine
 INLINE = ("--workers", "1", "--threads", "1")
-SHIFTS = {"a": {}, "b": {"covariate": 0.5}, "c": {"label": 0.5}}
 
 
 def write_config(folder: Path, name: str = "clitiny", **over) -> Path:
-    cfg = {
-        "name": name,
-        "data": {"kind": "shift", "n_samples": 90, "n_features": 6, "n_classes": 3, "shifts": SHIFTS},
-        "methods": ["finetune", "scratch"],
-        "budgets": [0, 2],
-        "seeds": 1,
-        "model": {"hidden": [8]},
-        "train": {"steps": 20, "batch_size": 16, "eval_every": 10},
-    }
-    cfg.update(over)
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
+    return write_tiny_config(folder, name, **{"seeds": 1, **over})
 
 
 def _env():

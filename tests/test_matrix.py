@@ -7,30 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 import adapt.train
 from adapt.config import load_config
 from adapt.matrix import plan_matrix, run_matrix, run_status, status_rows
 from adapt.store import RunStore
+from conftest import write_tiny_config
 
-SHIFTS = {"a": {}, "b": {"covariate": 0.5}, "c": {"label": 0.5}}
-
-
-def write_config(folder: Path, name: str = "tiny", **over) -> Path:
-    cfg = {
-        "name": name,
-        "data": {"kind": "shift", "n_samples": 90, "n_features": 6, "n_classes": 3, "shifts": SHIFTS},
-        "methods": ["finetune", "scratch"],
-        "budgets": [0, 2],
-        "seeds": 2,
-        "model": {"hidden": [8]},
-        "train": {"steps": 20, "batch_size": 16, "eval_every": 10},
-    }
-    cfg.update(over)
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
+write_config = write_tiny_config
 
 
 @pytest.fixture
