@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from adapt.domains.base import integer_labels
 from adapt.errors import DataError
 
 ArrayLike = Any  # numpy array, torch tensor, or anything ``np.asarray`` takes
@@ -48,18 +49,8 @@ def as_pair(xs: ArrayLike, xt: ArrayLike, min_rows: int = 1) -> tuple[np.ndarray
 
 
 def as_labels(y: ArrayLike, n: int, name: str) -> np.ndarray:
-    """Check ``y`` is a 1-d integer label vector of length ``n``."""
-    arr = as_numpy(y)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1 or len(arr) != n:
-        raise DataError(f"{name}: expected {n} labels in a 1-d array, got shape {np.shape(arr)}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise DataError(f"{name}: labels must be integers, got dtype {arr.dtype}")
-    return arr.astype(np.int64)
+    """Check ``y`` is a 1-d integer label vector of length ``n`` (the domain layer's rule)."""
+    return integer_labels(as_numpy(y), n, name)
 
 
 def subsample(x: np.ndarray, max_samples: int | None, rng: np.random.Generator) -> np.ndarray:

@@ -163,20 +163,29 @@ class Domain:
         return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
-def _check_labels(name: str, y, n: int) -> np.ndarray:
+def integer_labels(y, n: int, what: str) -> np.ndarray:
+    """``y`` as an ``int64`` vector of ``n`` labels (a column vector or whole-valued floats are accepted).
+
+    Raises :class:`DataError` naming ``what`` when the shape or the values do not fit.
+    """
     y = np.asarray(y)
-    if y.ndim != 1:
-        y = y.reshape(-1) if y.size == n else y
+    if y.ndim != 1 and y.size == n:
+        y = y.reshape(-1)
     if y.ndim != 1 or len(y) != n:
-        raise DataError(f"domain '{name}': labels must be a 1-d array of {n} values, got shape {np.shape(y)}")
+        raise DataError(f"{what}: labels must be a 1-d array of {n} values, got shape {np.shape(y)}")
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
             y = y.astype(np.int64)
         else:
-            raise DataError(f"domain '{name}': labels must be integers 0..K-1, got dtype {y.dtype}")
+            raise DataError(f"{what}: labels must be integers 0..K-1, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _check_labels(name: str, y, n: int) -> np.ndarray:
+    y = integer_labels(y, n, f"domain '{name}'")
     if n and y.min() < 0:
         raise DataError(f"domain '{name}': labels must be >= 0, got {int(y.min())}")
-    return y.astype(np.int64)
+    return y
 
 
 def encode_labels(named_labels: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], list[str]]:
