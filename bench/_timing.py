@@ -264,3 +264,28 @@ def write_json(path: str | Path, payload: Mapping) -> None:
 
 def eprint(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
+
+
+_GRL = None
+
+
+def grad_reverse(x, coeff: float):
+    """The bare loops' gradient reversal (identity forward, −coeff·g backward), written independently of
+    :mod:`adapt.losses` so the benches compare against plain PyTorch. torch is imported on first use, after a
+    bench has had the chance to call :func:`hide_broken_torchvision`."""
+    global _GRL
+    if _GRL is None:
+        import torch
+
+        class GradReverse(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, coeff):
+                ctx.coeff = coeff
+                return x.view_as(x)
+
+            @staticmethod
+            def backward(ctx, g):
+                return -ctx.coeff * g, None
+
+        _GRL = GradReverse
+    return _GRL.apply(x, coeff)

@@ -156,17 +156,6 @@ def bench_matrix(args) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ DANN
-class _GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, coeff):
-        ctx.coeff = coeff
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return -ctx.coeff * g, None
-
-
 class _DannBench:
     """Shared setup of the ResNet-50 DANN comparison (data on the device, initial weights, samplers)."""
 
@@ -271,7 +260,7 @@ def dann_bare(B: _DannBench, steps: int, record: bool = False) -> list:
             f = G(torch.cat([xs, xt]))
             logits = C(f[:n])
         loss_cls = F.cross_entropy(logits.float(), ys)
-        dl = D(_GradReverse.apply(f.float(), 1.0))
+        dl = D(T.grad_reverse(f.float(), 1.0))
         loss_d = 0.5 * (F.binary_cross_entropy_with_logits(dl[:n], torch.ones(n, device=B.dev))
                         + F.binary_cross_entropy_with_logits(dl[n:], torch.zeros(len(xt), device=B.dev)))
         loss = loss_cls + loss_d

@@ -196,17 +196,6 @@ class EpochSampler:
 
 
 # ------------------------------------------------------------------------------------------------ bare
-class _GradReverse(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, coeff):
-        ctx.coeff = coeff
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return -ctx.coeff * g, None
-
-
 def _coral(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
     d = fs.shape[1]
     cs, ct = fs - fs.mean(0, keepdim=True), ft - ft.mean(0, keepdim=True)
@@ -267,7 +256,7 @@ def bare_loop(S: Setup, method: str, steps: int, record: bool = False,
         if "loss_module" in add:
             loss_m = loss_mod(fs, ft, 1.0) if method == "dann" else weight * loss_mod(fs, ft)
         elif method == "dann":
-            dl = D(_GradReverse.apply(f, 1.0))
+            dl = D(T.grad_reverse(f, 1.0))
             loss_m = 0.5 * (F.binary_cross_entropy_with_logits(dl[:n], torch.ones(n))
                             + F.binary_cross_entropy_with_logits(dl[n:], torch.zeros(len(j))))
         else:
