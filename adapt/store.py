@@ -21,6 +21,8 @@ A record is plain JSON (never pickle). Fields every record has:
 ``source_accuracy``       source test accuracy (``None`` for cells that never read the source, e.g. scratch)
 ``wall_time``, ``device`` seconds and device of the computation
 ``curves``, ``params``    what the trainer reports (training curves as lists; trainable parameter count…)
+``outcomes``              per test example: target index, predicted and true label (``adapt.outcomes``;
+                          compact; absent in records written before it existed)
 ``shared_from``           key of the cell whose computation this record reuses (``None`` if its own)
 ``finished_at``           UTC ISO timestamp; ``worker`` says which host/process computed it
 ========================= ===================================================================================
@@ -269,7 +271,7 @@ def _read_json(path: Path) -> Any:
 
 def flatten_record(record: Mapping) -> dict:
     """One flat row of a record: nested mappings become ``a.b`` columns, lists become JSON strings, and
-    the bulky fields (``curves``, ``traceback``) are left out (they stay in the record files)."""
+    the bulky fields (``curves``, ``traceback``, ``outcomes``) are left out (they stay in the record files)."""
     row: dict[str, Any] = {}
 
     def put(prefix: str, value: Any) -> None:
@@ -282,7 +284,7 @@ def flatten_record(record: Mapping) -> dict:
             row[prefix] = to_jsonable(value)
 
     for k, v in record.items():
-        if k in ("curves", "traceback"):
+        if k in ("curves", "traceback", "outcomes"):
             continue
         put(str(k), v)
     return row

@@ -47,6 +47,7 @@ from .losses import dann_lr_factor
 from .methods import METHODS
 from .methods.base import Method, Phase
 from .models import Classifier, build_model
+from .outcomes import encode_outcomes
 from .validators import Selector
 
 DIVERGENCE_LIMIT = 1e4
@@ -151,6 +152,8 @@ class _Problem:
     X_unl: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    test_index: np.ndarray | None = None  # target indices of the test split, for the record's outcomes
+    given_test: bool = False
 
 
 # ---------------------------------------------------------------------------------------------- entry
@@ -211,7 +214,7 @@ def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Pr
     return _Problem(kind=target.kind, input_shape=tuple(target.input_shape),
                     n_classes=max(source.n_classes, target.n_classes), Xs=Xs, ys=ys,
                     X_lab=target.X[lab], y_lab=target.y[lab], X_unl=target.X[split.train],
-                    X_test=X_test, y_test=y_test)
+                    X_test=X_test, y_test=y_test, test_index=split.test, given_test=split.given_test)
 
 
 def init_model(mcfg: dict, kind: str, input_shape, n_classes: int, seed: int) -> Classifier:
@@ -273,10 +276,19 @@ def _result_fields(res: dict) -> dict:
 def _final_eval(model, problem, dev, method_cls, res) -> dict:
     if res["status"] != "ok":
         return {}
-    acc = _accuracy(model, _Data(problem.X_test, problem.kind, dev), problem.y_test, dev)
+    test = _Data(problem.X_test, problem.kind, dev)
+    pred = _predict(model, test, dev).argmax(1).cpu().numpy()
+    acc = float((pred == np.asarray(problem.y_test)).mean()) if test.n else None
     src = (_accuracy(model, _Data(problem.Xs, problem.kind, dev), problem.ys, dev)
            if method_cls.uses_source else None)
-    return {"accuracy": acc, "source_accuracy": src}
+    return {"accuracy": acc, "source_accuracy": src, **_outcomes(problem, pred)}
+
+
+def _outcomes(problem: _Problem, pred: np.ndarray) -> dict:
+    """The record's per-example ``outcomes`` (see :mod:`adapt.outcomes`); none without test indices."""
+    if problem.test_index is None or len(pred) != len(problem.test_index):
+        return {}
+    return {"outcomes": encode_outcomes(problem.test_index, pred, problem.y_test, problem.given_test)}
 
 
 def _holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -597,7 +609,9 @@ def _fit_sklearn(problem: _Problem, params: dict) -> dict:
         cv_scores = [float(cross_val_score(make(g), X, y, cv=folds).mean()) for g in C_GRID]
         c = C_GRID[int(np.argmax(cv_scores))]
     clf = make(c).fit(X, y)
-    acc = float((clf.predict(problem.X_test.reshape(-1, d)) == problem.y_test).mean())
+    pred = clf.predict(problem.X_test.reshape(-1, d))
+    acc = float((pred == problem.y_test).mean())
     src = float((clf.predict(X[: len(problem.Xs)]) == problem.ys).mean())
     return {"accuracy": acc, "source_accuracy": src, "steps": 0, "status": "ok", "reason": None, "curves": {},
+            **_outcomes(problem, pred),
             "classifier": {"name": params["classifier"], "C": c, "cv_scores": cv_scores}}

@@ -2,7 +2,8 @@
 
 Modules, one concern each:
 
-- :mod:`analysis.results` — :func:`load_results`, :func:`load_curves` (a run's ``cells/*.json``);
+- :mod:`analysis.results` — :func:`load_results`, :func:`load_curves`, :func:`load_outcomes` (a run's
+  ``cells/*.json``);
 - :mod:`analysis.negative` — :func:`negative_transfer`, :func:`da_harm`, :func:`budget_crossover`;
 - :mod:`analysis.distances` — proxy A-distance, MMD (+ permutation test, linear time), CORAL, W₂, OTDD;
 - :mod:`analysis.transferability` — LogME, LEEP, NCE, H-score;
@@ -31,7 +32,7 @@ from .distances import (
 )
 from .negative import benjamini_hochberg, budget_crossover, da_harm, negative_transfer, paired_stats
 from .predictors import distance_gain_correlation, harm_auroc
-from .results import load_curves, load_results
+from .results import load_curves, load_outcomes, load_results
 from .transferability import h_score, leep, logme, nce
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "harm_auroc",
     "leep",
     "load_curves",
+    "load_outcomes",
     "load_results",
     "logme",
     "median_bandwidth",

@@ -4,7 +4,8 @@ A record holds at least ``source, target, method, seed, budget, accuracy, source
 (``"ok"`` or ``"failed"``), ``reason``, ``wall_time``, ``device``, plus nested ``curves`` (a dict of
 lists, per training step) and ``params`` (a dict); ``adapt.store`` documents every field and writes them
 atomically (dot-named temporary files are never read here). :func:`load_results` gives the flat table
-that every analysis starts from; :func:`load_curves` gives the curves in long form.
+that every analysis starts from; :func:`load_curves` gives the curves in long form, :func:`load_outcomes`
+the per-example predictions on the test split.
 """
 
 from __future__ import annotations
@@ -144,3 +145,44 @@ def load_curves(run_dir: str | Path, **filters: Any) -> pd.DataFrame:
     if frame.empty:
         return frame
     return _sorted(frame, extra=("curve", "step"))
+
+
+def load_outcomes(run_dir: str | Path, **filters: Any) -> pd.DataFrame:
+    """Per-example outcomes of the finished records matching ``filters`` (see :mod:`adapt.outcomes`).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+    **filters
+        As in :func:`load_curves`, e.g. ``load_outcomes(run, method=["dann", "scratch"], budget=3)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per record that has outcomes: ``cell_id, source, target, method, seed, budget, n_test,
+        given_test, test_index, pred, label`` (the last three are int64 numpy arrays aligned with each other;
+        ``(pred == label).mean()`` is the record's ``accuracy``). Records without outcomes (failed cells, or
+        written before outcomes existed) are left out; a run with none gives an empty frame with these
+        columns.
+    """
+    from adapt.outcomes import decode_outcomes
+
+    rows = []
+    seen_keys: set[str] = set()
+    for cell_id, record in _records(run_dir):
+        seen_keys.update(record)
+        if not _matches(record, filters) or record.get("status") != "ok":
+            continue
+        decoded = decode_outcomes(record.get("outcomes"))
+        if decoded is None:
+            continue
+        rows.append({"cell_id": cell_id, **{k: record.get(k) for k in ("source", "target", "method", "seed",
+                                                                       "budget")},
+                     "n_test": len(decoded["pred"]), **decoded})
+    unknown = sorted(set(filters) - seen_keys)
+    if unknown:
+        raise TransferlabError(f"load_outcomes: no record has field(s) {unknown}")
+    cols = ["cell_id", "source", "target", "method", "seed", "budget", "n_test", "given_test", "test_index",
+            "pred", "label"]
+    frame = pd.DataFrame(rows, columns=cols)
+    return frame if frame.empty else _sorted(frame)
