@@ -10,7 +10,7 @@ cost seconds rather than a matrix of trained cells:
 - honest baselines (Agostinelli et al., "How stable are transferability metrics evaluations?", ECCV 2022,
   found trivial ones often as good): ``knn_source_acc`` (1-NN with the source as the training set, scored on the
   labelled target subset), ``source_size``, and ``target_only_acc`` (the same logistic regression fit on the
-  labelled subset alone, leave-one-out accuracy — a stand-in for the target-only arm);
+  labelled subset alone, cross-validated — a stand-in for the target-only arm);
 - the domain distances the caller adds (:func:`analysis.distances.domain_distances`).
 
 ``predicted_gain = source_model_acc − target_only_acc`` gives the verdict: ``help`` / ``hurt`` when it is more
@@ -55,21 +55,32 @@ KEYS = ["source", "target", "budget"]
 
 
 # --------------------------------------------------------------------------------------------- predictors
-def pair_predictors(Xs: ArrayLike, ys: ArrayLike, X_lab: ArrayLike, y_lab: ArrayLike,
-                    n_classes: int | None = None) -> dict[str, float]:
-    """The no-training predictors of one pair (see the module docstring). Inputs are flattened to 2-d."""
+def fit_source_model(Xs: ArrayLike, ys: ArrayLike):
+    """The source model of :func:`pair_predictors`: L2 logistic regression on standardised, flattened inputs."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    xs = _flat(Xs, "Xs")
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(xs, as_labels(ys, len(xs), "ys"))
+
+
+def pair_predictors(Xs: ArrayLike, ys: ArrayLike, X_lab: ArrayLike, y_lab: ArrayLike,
+                    n_classes: int | None = None, *, source_model=None,
+                    target_only: float | None = None) -> dict[str, float]:
+    """The no-training predictors of one pair (see the module docstring). Inputs are flattened to 2-d.
+
+    ``source_model`` (from :func:`fit_source_model` on the same source) and ``target_only`` (from
+    :func:`target_only_accuracy` on the same labelled subset) may be passed in to reuse them across pairs.
+    """
+    from sklearn.neighbors import KNeighborsClassifier
+
     from .transferability import h_score, leep, logme, nce
 
-    xs = as_samples(np.asarray(Xs, dtype=np.float64).reshape(len(Xs), -1), "Xs")
-    xl = as_samples(np.asarray(X_lab, dtype=np.float64).reshape(len(X_lab), -1), "X_lab")
+    xs, xl = _flat(Xs, "Xs"), _flat(X_lab, "X_lab")
     ys_, yl = as_labels(ys, len(xs), "ys"), as_labels(y_lab, len(xl), "y_lab")
     k = int(n_classes or max(ys_.max(), yl.max()) + 1)
-    source_model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(xs, ys_)
+    source_model = source_model if source_model is not None else fit_source_model(xs, ys_)
     probs = np.zeros((len(xl), k))
     probs[:, source_model.classes_] = source_model.predict_proba(xl)
     decision = source_model.decision_function(xl)
@@ -82,7 +93,7 @@ def pair_predictors(Xs: ArrayLike, ys: ArrayLike, X_lab: ArrayLike, y_lab: Array
         "h_score": float(h_score(decision, yl)),
         "knn_source_acc": float(np.mean(KNeighborsClassifier(1).fit(xs, ys_).predict(xl) == yl)),
         "source_size": float(len(xs)),
-        "target_only_acc": target_only_accuracy(xl, yl),
+        "target_only_acc": target_only if target_only is not None else target_only_accuracy(xl, yl),
         "n_labelled": float(len(xl)),
     }
     out["predicted_gain"] = out["source_model_acc"] - out["target_only_acc"]
@@ -90,17 +101,31 @@ def pair_predictors(Xs: ArrayLike, ys: ArrayLike, X_lab: ArrayLike, y_lab: Array
     return out
 
 
-def target_only_accuracy(X_lab: np.ndarray, y_lab: np.ndarray) -> float:
-    """Leave-one-out accuracy of the logistic regression on the labelled subset alone (NaN below 2 per class)."""
+def target_only_accuracy(X_lab: ArrayLike, y_lab: ArrayLike) -> float:
+    """Cross-validated accuracy of the logistic regression on the labelled subset alone.
+
+    Stratified k-fold with ``k = min(5, smallest class count)`` (every sample predicted once by a model that
+    did not see it); NaN when a class has fewer than 2 samples.
+    """
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import LeaveOneOut, cross_val_predict
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if np.bincount(y_lab).max() < 2 or len(np.unique(y_lab)) < 2:
+    xl = _flat(X_lab, "X_lab")
+    yl = as_labels(y_lab, len(xl), "y_lab")
+    counts = np.bincount(yl)
+    counts = counts[counts > 0]
+    if len(counts) < 2 or counts.min() < 2:
         return float("nan")
+    folds = StratifiedKFold(int(min(5, counts.min())), shuffle=True, random_state=0)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return float(np.mean(cross_val_predict(model, X_lab, y_lab, cv=LeaveOneOut()) == y_lab))
+    return float(np.mean(cross_val_predict(model, xl, yl, cv=folds) == yl))
+
+
+def _flat(x: ArrayLike, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    return as_samples(arr.reshape(len(arr), -1).astype(np.float64), name)
 
 
 def verdict(source_acc: float, target_only_acc: float, n: int) -> str:

@@ -1,0 +1,131 @@
+"""``transferlab predict``: forecast every pair of a config without running its matrix, and check the forecast
+once the matrix has run.
+
+Flow (data one way): the config's domains and pairs (``adapt``) → per pair, per label budget, per seed the
+protocol's labelled target subset (``Domain.split`` / ``labelled_subset``, the very samples the matrix's cells
+train on; never the test split) → :func:`analysis.forecast.pair_predictors` and label-free distances between the
+source and the target's unlabelled pool → the mean over seeds → ``predictions.csv`` and a ranked list of sources
+per target. When the output folder also holds the finished matrix (``cells/``), the predictions are scored
+against it with :func:`analysis.forecast.evaluate_predictors` → ``predictor_evaluation.csv``.
+
+Every predictor family is timed (``seconds`` in ``predict.json``), to compare with the matrix's own cost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adapt.errors import TransferlabError
+
+PREDICTIONS_FILE = "predictions.csv"
+EVALUATION_FILE = "predictor_evaluation.csv"
+SUMMARY_FILE = "predict.json"
+#: Label-free distances between the source and the target's unlabelled pool (cheap at these sizes).
+DISTANCES = ("mmd2", "coral", "wasserstein")
+
+
+def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir: str | Path,
+                   seeds: list[int] | None = None) -> dict:
+    """Compute, write and (when the matrix is there) evaluate the predictions; returns a summary dict."""
+    from analysis.distances import domain_distances
+    from analysis.forecast import (fit_source_model, pair_predictors, rank_sources, target_only_accuracy,
+                                   verdict)
+
+    out = Path(out_dir)
+    budgets = [b for b in config.budgets if b > 0]
+    if not budgets:
+        raise TransferlabError("budgets: predict needs at least one budget > 0 (its predictors read the "
+                               "labelled target subset)")
+    for name in {n for p in pairs for n in p}:
+        if domains[name].kind == "text":
+            raise TransferlabError(f"domain {name!r} holds text; predict needs vector or image inputs")
+    seeds = list(seeds if seeds is not None else config.seeds)
+    test_fraction = float(config.data.get("test_fraction", 0.3))
+    transductive = bool(config.data.get("transductive", False))
+    seconds: dict[str, float] = defaultdict(float)
+    n_classes = max(d.n_classes for d in domains.values())
+    source_models, target_only, per_pair = {}, {}, defaultdict(list)
+    for source, target in pairs:
+        S, T = domains[source], domains[target]
+        if source not in source_models:
+            t0 = time.perf_counter()
+            source_models[source] = (_flat(S.X), fit_source_model(_flat(S.X), S.y))
+            seconds["source models"] += time.perf_counter() - t0
+        xs, model = source_models[source]
+        for seed in seeds:
+            split = T.split(seed, test_fraction, transductive)
+            t0 = time.perf_counter()
+            dist = domain_distances(xs, _flat(T.X[split.train]), which=list(DISTANCES), seed=seed)
+            seconds["distances"] += time.perf_counter() - t0
+            for budget in budgets:
+                lab = T.labelled_subset(split, budget, seed)
+                x_lab = _flat(T.X[lab])
+                t0 = time.perf_counter()
+                key = (target, seed, budget)
+                if key not in target_only:
+                    target_only[key] = target_only_accuracy(x_lab, T.y[lab])
+                values = pair_predictors(xs, S.y, x_lab, T.y[lab], n_classes, source_model=model,
+                                         target_only=target_only[key])
+                seconds["predictors"] += time.perf_counter() - t0
+                per_pair[(source, target, budget)].append({**dist, **values})
+    rows = []
+    for (source, target, budget), values in per_pair.items():
+        frame = pd.DataFrame(values).drop(columns="verdict")
+        mean = frame.mean()
+        rows.append({"source": source, "target": target, "budget": budget, **mean.to_dict(),
+                     "verdict": verdict(mean.source_model_acc, mean.target_only_acc, int(round(mean.n_labelled))),
+                     "n_seeds": len(frame)})
+    predictions = pd.DataFrame(rows)
+    ranked = rank_sources(predictions)
+    out.mkdir(parents=True, exist_ok=True)
+    ranked.to_csv(out / PREDICTIONS_FILE, index=False)
+    summary: dict = {"pairs": len(pairs), "budgets": budgets, "seeds": seeds,
+                     "seconds": {k: round(v, 3) for k, v in seconds.items()},
+                     "predictions": str(out / PREDICTIONS_FILE)}
+    summary["seconds"]["total"] = round(sum(seconds.values()), 3)
+    evaluation = evaluate_run(out, predictions)
+    if evaluation is not None:
+        summary["evaluation"] = str(out / EVALUATION_FILE)
+        summary["matrix_seconds"] = _matrix_seconds(out)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return {**summary, "table": ranked, "evaluation_table": evaluation}
+
+
+def evaluate_run(out: Path, predictions: pd.DataFrame) -> pd.DataFrame | None:
+    """Score the predictions against the finished matrix in ``out`` (None when there is none)."""
+    if not (out / "cells").is_dir():
+        return None
+    import analysis
+    from analysis.forecast import evaluate_predictors
+
+    results = analysis.load_results(out)
+    if results.empty:
+        return None
+    nt = analysis.negative_transfer(results)
+    nt = nt[nt.budget > 0]
+    table = evaluate_predictors(predictions.drop(columns=["verdict", "n_seeds"], errors="ignore"), nt)
+    table.to_csv(out / EVALUATION_FILE, index=False)
+    return table
+
+
+def _matrix_seconds(out: Path) -> float | None:
+    """Sum of the cells' own wall times (the matrix's cost on its device)."""
+    import analysis
+
+    try:
+        frame = analysis.load_results(out)
+    except Exception:  # noqa: BLE001 - an unreadable run just has no cost figure
+        return None
+    return round(float(frame["wall_time"].sum()), 3) if "wall_time" in frame else None
+
+
+def _flat(x) -> np.ndarray:
+    x = np.asarray(x)
+    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
+    return x.reshape(len(x), -1)
