@@ -55,17 +55,17 @@ def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir:
         S, T = domains[source], domains[target]
         if source not in source_models:
             t0 = time.perf_counter()
-            source_models[source] = (_flat(S.X), fit_source_model(_flat(S.X), S.y))
+            source_models[source] = (flat_inputs(S.X), fit_source_model(flat_inputs(S.X), S.y))
             seconds["source models"] += time.perf_counter() - t0
         xs, model = source_models[source]
         for seed in seeds:
             split = T.split(seed, test_fraction, transductive)
             t0 = time.perf_counter()
-            dist = domain_distances(xs, _flat(T.X[split.train]), which=list(DISTANCES), seed=seed)
+            dist = domain_distances(xs, flat_inputs(T.X[split.train]), which=list(DISTANCES), seed=seed)
             seconds["distances"] += time.perf_counter() - t0
             for budget in budgets:
                 lab = T.labelled_subset(split, budget, seed)
-                x_lab = _flat(T.X[lab])
+                x_lab = flat_inputs(T.X[lab])
                 t0 = time.perf_counter()
                 key = (target, seed, budget)
                 if key not in target_only:
@@ -125,7 +125,8 @@ def _matrix_seconds(out: Path) -> float | None:
     return round(float(frame["wall_time"].sum()), 3) if "wall_time" in frame else None
 
 
-def _flat(x) -> np.ndarray:
+def flat_inputs(x) -> np.ndarray:
+    """A domain's inputs as a float 2-d array (uint8 images scaled to [0, 1], as the training loop does)."""
     x = np.asarray(x)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float64)
     return x.reshape(len(x), -1)
