@@ -1,7 +1,8 @@
-"""``python -m adapt``: the same as the ``transferlab`` command."""
+"""``python -m adapt``: kept working; the command line itself lives above this package, in
+:mod:`transferlab.cli`."""
 
 import sys
 
-from .cli import main
+from transferlab.cli import main
 
 sys.exit(main())

@@ -1,20 +1,23 @@
 """Cells: a config expanded into independent units of work, each keyed by a hash of what determines it.
 
 A cell is one (source, target, method, seed, budget) with the model, training and data-protocol settings
-that shape its result. Its ``key`` (a hash of all of those, DomainBed-style) names its record file, so a
-rerun finds what is done. ``compute_key`` drops what a method does not read: the ``scratch`` baseline never
-sees the source, so its result is computed once per (target, seed, budget) and shared by every pair.
+that shape its result, and the content fingerprints of its source and target domains as loaded
+(:meth:`adapt.domains.Domain.fingerprint`). Its ``key`` (a hash of all of those, DomainBed-style) names its
+record file, so a rerun finds what is done — and a rerun on changed data finds nothing: new data, new keys.
+``compute_key`` drops what a method does not read: the ``scratch`` baseline never sees the source (nor its
+fingerprint), so its result is computed once per (target, seed, budget) and shared by every pair.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from .config import Config, MethodSpec
+from .config import Config
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: the domains' content fingerprints are part of a cell's identity
 
 
 def _digest(payload: dict) -> str:
@@ -36,13 +39,18 @@ class Cell:
     model: dict = field(default_factory=dict, hash=False, compare=False)
     train: dict = field(default_factory=dict, hash=False, compare=False)
     data: dict = field(default_factory=dict, hash=False, compare=False)
+    source_fingerprint: str = ""     # content hashes of the loaded source / target arrays (identity)
+    target_fingerprint: str = ""
+    target_labels: int | None = None  # labelled target samples the budget gives (a fact, not identity)
 
     def _identity(self, with_source: bool) -> dict:
         ident = asdict(self)
         ident["version"] = RECORD_VERSION
         ident.pop("method")  # a label is a name, not a setting: renaming must not rerun
+        ident.pop("target_labels")  # follows from the data, seed and budget, which are all in the key
         if not with_source:
             ident["source"] = None
+            ident["source_fingerprint"] = None
         return ident
 
     @property
@@ -60,12 +68,17 @@ class Cell:
         return f"{self.source}->{self.target} {self.method} seed={self.seed} budget={self.budget}"
 
 
-def expand_cells(config: Config, pairs: list[tuple[str, str]]) -> list[Cell]:
+def expand_cells(config: Config, pairs: list[tuple[str, str]], fingerprints: Mapping[str, str] | None = None,
+                 target_labels: Mapping[tuple[str, int, int], int] | None = None) -> list[Cell]:
     """Every cell of the matrix: pairs × methods × budgets × seeds, in a stable order.
 
-    ``scratch`` needs target labels, so it has no cell at budget 0.
+    ``fingerprints`` maps domain name → content fingerprint (``adapt.plan`` passes the loaded domains'; a
+    cell without them is keyed by the config alone). ``target_labels`` maps (target, seed, budget) → the
+    labelled target samples that budget gives. ``scratch`` needs target labels, so it has no cell at budget 0.
     """
     data_identity = {k: v for k, v in config.data.items()}
+    fingerprints = fingerprints or {}
+    target_labels = target_labels or {}
     cells = []
     for source, target in pairs:
         for spec in config.methods:
@@ -73,11 +86,11 @@ def expand_cells(config: Config, pairs: list[tuple[str, str]]) -> list[Cell]:
                 if spec.name == "scratch" and budget == 0:
                     continue
                 for seed in config.seeds:
-                    cells.append(_cell(spec, source, target, seed, budget, config, data_identity))
+                    cells.append(Cell(
+                        source=source, target=target, method=spec.label, method_name=spec.name, seed=seed,
+                        budget=budget, method_params=dict(spec.params), model=dict(config.model),
+                        train=dict(config.train), data=data_identity,
+                        source_fingerprint=fingerprints.get(source, ""),
+                        target_fingerprint=fingerprints.get(target, ""),
+                        target_labels=target_labels.get((target, seed, budget))))
     return cells
-
-
-def _cell(spec: MethodSpec, source, target, seed, budget, config: Config, data_identity) -> Cell:
-    return Cell(source=source, target=target, method=spec.label, method_name=spec.name, seed=seed,
-                budget=budget, method_params=dict(spec.params), model=dict(config.model),
-                train=dict(config.train), data=data_identity)

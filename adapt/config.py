@@ -30,23 +30,32 @@ import yaml
 
 from .errors import ConfigError, TransferlabError
 
-TOP_LEVEL_KEYS = ("name", "data", "domains", "pairs", "methods", "budgets", "seeds", "model", "train")
+TOP_LEVEL_KEYS = ("name", "data", "domains", "pairs", "methods", "budgets", "seeds", "model", "train",
+                  "budget_policy")
+
+# What happens when a budget asks for more labels per class than a target's training split holds:
+# "error" (default) refuses before training; "cap" uses what there is and records the real count
+# (``target_labels`` in each record).
+BUDGET_POLICIES = ("error", "cap")
+
+# Domains whose class sets differ: "strict" (default) refuses, listing the differences; "intersection" keeps
+# only the classes every domain has (samples of other classes are dropped); "union" keeps every class (a domain
+# then has classes it holds no sample of).
+CLASS_POLICIES = ("strict", "intersection", "union")
 
 DATA_DEFAULTS: dict[str, Any] = {"kind": "digits", "test_fraction": 0.3, "transductive": False}
-DATA_KEYS = {
-    # shared
-    "kind", "path", "files", "test_fraction", "transductive", "preprocess",
-    # arrays
-    "x_key", "y_key", "label_column", "format",
-    # digits
-    "names",
-    # shift
-    "n_samples", "n_features", "n_classes", "separation", "seed", "shifts",
-    # imagefolder / torchvision digits
-    "image_size", "grayscale", "download", "max_per_class",
-    # hf
-    "dataset", "text_column", "domain_column", "split", "config_name",
+COMMON_DATA_KEYS = {"kind", "test_fraction", "transductive", "classes"}
+# The keys each family reads (anything else under ``data:`` is refused as not applying to that kind). A family
+# missing here (a new one) accepts every key of every family until it is added.
+FAMILY_DATA_KEYS: dict[str, set[str]] = {
+    "digits": {"names"},
+    "shift": {"n_samples", "n_features", "n_classes", "separation", "seed", "shifts"},
+    "arrays": {"path", "files", "x_key", "y_key", "label_column", "preprocess"},
+    "imagefolder": {"path", "image_size", "grayscale", "max_per_class"},
+    "torchvision": {"path", "names", "image_size", "grayscale", "download"},
+    "hf": {"path", "dataset", "text_column", "label_column", "domain_column", "split", "config_name"},
 }
+DATA_KEYS = COMMON_DATA_KEYS.union(*FAMILY_DATA_KEYS.values())
 PREPROCESS_STEPS = ("l1", "zscore", "standardize")
 
 MODEL_DEFAULTS: dict[str, Any] = {"backbone": "mlp", "hidden": [128], "dropout": 0.0, "pretrained": True}
@@ -66,9 +75,11 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "amp": True,
     "device": "auto",
 }
-TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "patience", "lr_schedule",
-                                   "flip"}
+# Every key here is read by the trainer or a method; a key read nowhere (e.g. ``patience``) is refused rather
+# than silently ignored.
+TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "lr_schedule", "flip"}
 SELECTION_RULES = ("last", "im", "snd", "entropy")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 
 METHOD_NAMES = ("finetune", "dann", "coral", "coral-closed", "scratch")
 
@@ -95,6 +106,7 @@ class Config:
     seeds: list[int]
     model: dict
     train: dict
+    budget_policy: str = "error"
     path: Path | None = None
 
     @property
@@ -113,6 +125,7 @@ class Config:
             "seeds": list(self.seeds),
             "model": copy.deepcopy(self.model),
             "train": copy.deepcopy(self.train),
+            "budget_policy": self.budget_policy,
         }
 
 
@@ -123,7 +136,9 @@ def load_config(path: str | Path) -> Config:
     if not path.is_file():
         raise TransferlabError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except DuplicateKeyError as err:
+        raise TransferlabError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -132,6 +147,28 @@ def load_config(path: str | Path) -> Config:
     except UnicodeDecodeError:
         raise TransferlabError(f"{path}: not a text (UTF-8) YAML file") from None
     return parse_config(raw, source=str(path), path=path)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names one key twice (plain YAML keeps the last silently)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: let SafeLoader report it
+                continue
+            if first is not None:
+                raise DuplicateKeyError(f"key {key!r} appears twice (lines {first} and "
+                                        f"{key_node.start_mark.line + 1}); keep one")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def parse_config(raw: Any, source: str | None = None, path: Path | None = None) -> Config:
@@ -169,6 +206,9 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
     seeds = _parse_seeds(raw.get("seeds", 3), fail)
     model = _parse_model(raw.get("model"), fail)
     train = _parse_train(raw.get("train"), fail)
+    budget_policy = raw.get("budget_policy", "error")
+    if budget_policy not in BUDGET_POLICIES:
+        fail("budget_policy", f"expected one of {list(BUDGET_POLICIES)}, got {budget_policy!r}")
 
     if data.get("transductive") and any(b > 0 for b in budgets):
         fail("data.transductive", "the transductive protocol is unsupervised: it needs budgets: [0]")
@@ -180,7 +220,8 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
     if budgets == [0] and any(m.name == "scratch" for m in methods):
         fail("methods", "'scratch' trains on target labels only and needs a budget > 0 in 'budgets'")
     return Config(name=name.strip(), data=data, domains=domains, pairs=pairs, methods=methods,
-                  budgets=budgets, seeds=seeds, model=model, train=train, path=path)
+                  budgets=budgets, seeds=seeds, model=model, train=train, budget_policy=budget_policy,
+                  path=path)
 
 
 def resolve_domains(config: Config, available: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
@@ -226,6 +267,14 @@ def _parse_data(data, fail) -> dict:
 
     if out["kind"] not in FAMILIES:
         fail("data.kind", f"unknown family {out['kind']!r}; expected one of {sorted(FAMILIES)}")
+    applies = FAMILY_DATA_KEYS.get(out["kind"])
+    if applies is not None:
+        foreign = sorted(set(map(str, data or {})) - applies - COMMON_DATA_KEYS)
+        if foreign:
+            fail(f"data.{foreign[0]}", f"does not apply to data kind {out['kind']!r} (its keys: "
+                                       f"{sorted(applies | COMMON_DATA_KEYS)})")
+    if out.get("classes", "strict") not in CLASS_POLICIES:
+        fail("data.classes", f"expected one of {list(CLASS_POLICIES)}, got {out['classes']!r}")
     tf = out["test_fraction"]
     if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not 0 < tf < 1:
         fail("data.test_fraction", f"expected a number in (0, 1), got {tf!r}")
@@ -236,6 +285,8 @@ def _parse_data(data, fail) -> dict:
     if "path" in out and not isinstance(out["path"], str):
         fail("data.path", f"expected a path string, got {out['path']!r}")
     pre = out.get("preprocess", [])
+    if pre is None:
+        pre = []
     if isinstance(pre, str):
         pre = [pre]
     if not isinstance(pre, list) or not all(isinstance(s, str) for s in pre):
@@ -243,7 +294,8 @@ def _parse_data(data, fail) -> dict:
     for step in pre:
         if step not in PREPROCESS_STEPS:
             fail("data.preprocess", f"unknown step {step!r}; expected some of {list(PREPROCESS_STEPS)}")
-    out["preprocess"] = pre
+    if "preprocess" in out:
+        out["preprocess"] = pre
     files = out.get("files")
     if files is not None:
         if not isinstance(files, Mapping) or not files:
@@ -385,13 +437,30 @@ def _parse_train(train, fail) -> dict:
             fail(f"train.{key}", f"expected a positive integer, got {v!r}")
     out["lr"] = _number(out["lr"], "train.lr", fail, positive=True)
     out["weight_decay"] = _number(out["weight_decay"], "train.weight_decay", fail, positive=False)
-    if out["optimizer"] not in ("adam", "sgd", "adamw"):
-        fail("train.optimizer", f"expected one of ['adam', 'adamw', 'sgd'], got {out['optimizer']!r}")
+    if out["optimizer"] not in OPTIMIZERS:
+        fail("train.optimizer", f"expected one of {list(OPTIMIZERS)}, got {out['optimizer']!r}")
+    if "momentum" in out:
+        out["momentum"] = _number(out["momentum"], "train.momentum", fail, positive=False)
+        if out["momentum"] >= 1:
+            fail("train.momentum", f"expected a number in [0, 1), got {out['momentum']!r}")
+    if out.get("grad_clip") is not None:
+        out["grad_clip"] = _number(out["grad_clip"], "train.grad_clip", fail, positive=False)  # 0 = off
+    if "source_fraction" in out:
+        sf = _number(out["source_fraction"], "train.source_fraction", fail, positive=False)
+        if sf > 1:
+            fail("train.source_fraction", f"expected a number in [0, 1], got {out['source_fraction']!r}")
+        out["source_fraction"] = sf
+    if out.get("lr_schedule") is not None:
+        from .train import LR_SCHEDULES  # the trainer owns the schedule names: one list, read from there
+
+        if out["lr_schedule"] not in LR_SCHEDULES:
+            names = [n for n in LR_SCHEDULES if n is not None]
+            fail("train.lr_schedule", f"expected one of {names}, got {out['lr_schedule']!r}")
+    for key in ("augment", "amp", "flip"):
+        if key in out and not isinstance(out[key], bool):
+            fail(f"train.{key}", f"expected true or false, got {out[key]!r}")
     if out["selection"] not in SELECTION_RULES:
         fail("train.selection", f"expected one of {list(SELECTION_RULES)}, got {out['selection']!r}")
-    for key in ("augment", "amp"):
-        if not isinstance(out[key], bool):
-            fail(f"train.{key}", f"expected true or false, got {out[key]!r}")
     if out["device"] not in ("auto", "cpu", "cuda") and not str(out["device"]).startswith("cuda:"):
         fail("train.device", f"expected auto, cpu, cuda or cuda:N, got {out['device']!r}")
     return out

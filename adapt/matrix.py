@@ -1,63 +1,41 @@
-"""The transfer matrix: config → cells → executor → records (resumable).
+"""The transfer matrix: config → plan (pre-flight, identity) → executor → records (resumable).
 
-:func:`run_matrix` loads the domains, expands the cells, skips those whose record is already in the run
-folder, groups the rest by ``compute_key`` (cells with equal results are computed once), runs one cell per
-group on an executor (:mod:`adapt.executors`), and writes one record per cell as results arrive. Rerunning the
-same command resumes. :func:`run_status` says what a run folder holds without loading any data.
+:func:`run_matrix` plans the config (:mod:`adapt.plan`: domains loaded and fingerprinted, every checkable
+problem refused before training), checks that the run folder asks the same question
+(:mod:`adapt.identity`), skips cells whose record is already there, groups the rest by ``compute_key`` (cells
+with equal results are computed once), runs one cell per group on an executor (:mod:`adapt.executors`), and
+writes one record per cell as results arrive. Rerunning the same command resumes; a config that only adds
+cells extends the run. Nothing is written to the run folder before every check has passed.
+
+The pieces live in small modules — :mod:`adapt.plan`, :mod:`adapt.preflight`, :mod:`adapt.identity`,
+:mod:`adapt.progress`, :mod:`adapt.runinfo`, :mod:`adapt.status`, :mod:`adapt.tables` — and their public
+names are re-exported here.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import importlib.metadata
-import math
-import os
-import platform
-import socket
-import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from .cells import Cell, expand_cells
-from .config import Config, resolve_domains
+from .cells import Cell
+from .config import Config
 from .errors import TransferlabError
-from .executors import EXECUTORS, LocalExecutor, RayExecutor, cpu_count, resolve_device
+from .executors import EXECUTORS, LocalExecutor, RayExecutor, resolve_device
+from .identity import check_same_question
+from .plan import Plan, default_run_dir, plan_distances, plan_matrix
+from .progress import Progress
+from .runinfo import git_info, library_versions, machine_info, now, start_run_info
+from .status import RunStatus, run_status, status_rows
 from .store import STATUS_OK, RunStore, to_jsonable
+from .tables import accuracy_table, format_table, summary_rows
 
-MAX_INVOCATIONS = 50
-_VERSION_PACKAGES = ("transferlab", "torch", "numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "pyyaml",
-                     "tqdm", "ray", "pot", "transformers", "pytorch-adapt")
-
-
-# ---------------------------------------------------------------------------------------------- planning
-@dataclass
-class Plan:
-    """What a config asks for: the loaded domains, the resolved domains and pairs, and every cell."""
-
-    config: Config
-    domains: dict
-    names: list[str]
-    pairs: list[tuple[str, str]]
-    cells: list[Cell]
-
-
-def plan_matrix(config: Config) -> Plan:
-    """Load the config's domains and expand its cells (raises ConfigError/DataError on bad input)."""
-    from .domains import load_domains
-
-    domains = load_domains(config.data, config.base_dir)
-    names, pairs = resolve_domains(config, domains)
-    cells = expand_cells(config, pairs)
-    return Plan(config=config, domains=domains, names=names, pairs=pairs, cells=cells)
-
-
-def default_run_dir(config: Config) -> Path:
-    return Path("results") / config.name
+__all__ = ["Plan", "RunResult", "RunStatus", "accuracy_table", "cell_record", "default_run_dir", "format_table",
+           "git_info", "library_versions", "machine_info", "plan_distances", "plan_matrix", "run_matrix",
+           "run_status", "status_rows", "summary_rows", "Progress", "LocalExecutor", "RayExecutor"]
 
 
 def cell_record(cell: Cell, result: Mapping, shared_from: str | None = None) -> dict:
@@ -89,87 +67,18 @@ def cell_record(cell: Cell, result: Mapping, shared_from: str | None = None) -> 
         "model": dict(cell.model),
         "train": dict(cell.train),
         "data": dict(cell.data),
+        "data_fingerprints": {"source": cell.source_fingerprint or None, "target": cell.target_fingerprint or None},
+        "target_labels": cell.target_labels,
         "shared_from": shared_from,
-        "finished_at": result.get("finished_at") or _now(),
+        "finished_at": result.get("finished_at") or now(),
     }
 
 
 _IDENTITY = {"key", "compute_key", "source", "target", "method", "method_name", "seed", "budget",
-             "method_params", "model", "train", "data", "shared_from", "finished_at"}
+             "method_params", "model", "train", "data", "data_fingerprints", "target_labels", "shared_from",
+             "finished_at"}
 
 
-# ---------------------------------------------------------------------------------------------- progress
-class Progress:
-    """Cells done/failed/remaining with an ETA: a tqdm bar on a terminal, plain log lines otherwise."""
-
-    def __init__(self, total: int, initial_done: int, initial_failed: int, mode: str = "auto", stream=None):
-        self.stream = stream or sys.stderr
-        if mode == "auto":
-            tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-            mode = "bar" if tty and not os.environ.get("CI") else "log"
-        self.mode = mode
-        self.total = total
-        self.done = initial_done
-        self.failed = initial_failed
-        self.start_done = initial_done + initial_failed
-        self.t0 = time.monotonic()
-        self.bar = None
-        if mode == "bar":
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=self.start_done, unit="cell", file=self.stream,
-                            dynamic_ncols=True, smoothing=0.1)
-            self._postfix()
-
-    def _postfix(self, refresh: bool = True) -> None:
-        if self.bar is not None:
-            remaining = self.total - self.done - self.failed
-            text = f"done={self.done} failed={self.failed} left={remaining}"
-            self.bar.set_postfix_str(text, refresh=refresh)
-
-    def update(self, cells: Sequence[Cell], record: Mapping) -> None:
-        ok = record.get("status") == STATUS_OK
-        if ok:
-            self.done += len(cells)
-        else:
-            self.failed += len(cells)
-        if self.bar is not None:
-            self._postfix(refresh=False)
-            self.bar.update(len(cells))
-            if not ok:
-                self.bar.write(f"failed: {cells[0].title}: {record.get('reason')}", file=self.stream)
-            return
-        if self.mode != "log":
-            return
-        finished = self.done + self.failed
-        remaining = self.total - finished
-        elapsed = time.monotonic() - self.t0
-        rate = (finished - self.start_done) / elapsed if elapsed > 0 else 0.0
-        eta = _fmt_duration(remaining / rate) if rate > 0 and remaining else "0s"
-        outcome = f"acc={record['accuracy']:.3f}" if ok else f"FAILED {record.get('reason')}"
-        shared = f" (+{len(cells) - 1} sharing it)" if len(cells) > 1 else ""
-        wall = record.get("wall_time")
-        took = f" in {wall:.1f}s" if isinstance(wall, (int, float)) else ""
-        print(f"[{finished}/{self.total}] {cells[0].title}{shared}: {outcome}{took} | done {self.done}, "
-              f"failed {self.failed}, remaining {remaining}, ETA {eta}", file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _fmt_duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-# ---------------------------------------------------------------------------------------------- running
 @dataclass
 class RunResult:
     """What one ``run_matrix`` call did, and the records of the config's cells afterwards."""
@@ -206,8 +115,13 @@ def run_matrix(
     progress: str = "auto",
     log: Callable[[str], None] | None = None,
     plan: Plan | None = None,
+    supersede: bool = False,
 ) -> RunResult:
-    """Run (or resume) a config's transfer matrix into ``out_dir`` (default ``results/<name>``)."""
+    """Run (or resume, or extend) a config's transfer matrix into ``out_dir`` (default ``results/<name>``).
+
+    Every check — config, data, pre-flight, the folder's question (:mod:`adapt.identity`; ``supersede``
+    replaces it instead of refusing) — happens before anything is written to the folder.
+    """
     if executor not in EXECUTORS:
         raise TransferlabError(f"unknown executor {executor!r}; expected one of {list(EXECUTORS)}")
     if workers is not None and workers < 1:
@@ -220,6 +134,18 @@ def run_matrix(
     import adapt.train  # noqa: F401 - fail here, not once per cell, when the trainer cannot be imported
 
     store = RunStore(out_dir if out_dir is not None else default_run_dir(config))
+    previous = store.read_run() if store.run_file.is_file() else None
+    superseded = check_same_question(store.root, previous, config.to_dict(), plan.fingerprints, supersede)
+
+    resolved_device = resolve_device(config.train.get("device"), device)
+    if executor == "local" and resolved_device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            where = "--device" if device else "config field 'train.device'"
+            raise TransferlabError(f"{where} asks for {resolved_device}, but this machine has no CUDA device "
+                                   f"(use cpu or auto)")
+
     store.create()
     store.clean_temporary()
     scan = store.scan()
@@ -253,14 +179,6 @@ def run_matrix(
     for cell in todo:
         groups[cell.compute_key].append(cell)
 
-    resolved_device = resolve_device(config.train.get("device"), device)
-    if executor == "local" and resolved_device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            where = "--device" if device else "config field 'train.device'"
-            raise TransferlabError(f"{where} asks for {resolved_device}, but this machine has no CUDA device "
-                                   f"(use cpu or auto)")
     if executor == "ray":
         ex = RayExecutor(plan.domains, address=ray_address, workers=workers, cpus_per_cell=cpus_per_cell,
                          gpus_per_cell=gpus_per_cell, config_device=config.train.get("device", "auto"),
@@ -272,7 +190,7 @@ def run_matrix(
         ex = LocalExecutor(plan.domains, config.data, config.base_dir, workers=workers,
                            device=resolved_device, device_override=device, threads=threads)
 
-    run_info = _start_run_info(store, config, plan, ex, retry_failed)
+    run_info = start_run_info(previous, config, plan, ex, retry_failed, superseded)
     store.write_run(run_info)
     invocation = run_info["invocations"][-1]
 
@@ -289,7 +207,7 @@ def run_matrix(
     def on_result(rep: Cell, result: dict) -> None:
         members = groups[rep.compute_key]
         result = dict(result)
-        result.setdefault("finished_at", _now())
+        result.setdefault("finished_at", now())
         first = None
         for cell in [rep] + [c for c in members if c.key != rep.key]:
             shared_from = None if cell.key == rep.key else rep.key
@@ -310,7 +228,7 @@ def run_matrix(
     finally:
         if progress_bar is not None:
             progress_bar.close()
-        invocation.update(status=status, finished_at=_now(), executor=to_jsonable(ex.describe()), **counters)
+        invocation.update(status=status, finished_at=now(), executor=to_jsonable(ex.describe()), **counters)
         run_info["updated_at"] = invocation["finished_at"]
         store.write_run(run_info)
         final = store.scan().records
@@ -332,234 +250,3 @@ def _describe(ex) -> str:
             return f"local executor (in-process, {info['device']})"
         return f"local executor ({info['workers']} worker processes × {info['threads_per_worker']} threads)"
     return f"ray executor ({info.get('address') or 'local instance'})"
-
-
-def _start_run_info(store: RunStore, config: Config, plan: Plan, ex, retry_failed: bool) -> dict:
-    previous = {}
-    try:
-        previous = store.read_run() or {}
-    except TransferlabError:
-        previous = {}
-    now = _now()
-    invocation = {
-        "started_at": now, "finished_at": None, "status": "running", "command": list(sys.argv),
-        "config_path": str(config.path.resolve()) if config.path else None, "retry_failed": retry_failed,
-        "executor": to_jsonable(ex.describe()),
-    }
-    invocations = list(previous.get("invocations", []))[-(MAX_INVOCATIONS - 1):] + [invocation]
-    return {
-        "name": config.name,
-        "config": config.to_dict(),
-        "config_path": invocation["config_path"],
-        "domains": plan.names,
-        "pairs": [list(p) for p in plan.pairs],
-        "domain_info": {n: _domain_info(plan.domains[n]) for n in plan.names},
-        "cells": [_cell_summary(c) for c in plan.cells],
-        "versions": library_versions(),
-        "git": git_info(),
-        "machine": machine_info(),
-        "created_at": previous.get("created_at", now),
-        "updated_at": now,
-        "invocations": invocations,
-    }
-
-
-def _cell_summary(cell: Cell) -> dict:
-    return {"key": cell.key, "compute_key": cell.compute_key, "source": cell.source, "target": cell.target,
-            "method": cell.method, "seed": cell.seed, "budget": cell.budget}
-
-
-def _domain_info(domain) -> dict:
-    return {"kind": getattr(domain, "kind", None), "n": len(domain),
-            "input_shape": list(getattr(domain, "input_shape", ())),
-            "n_classes": getattr(domain, "n_classes", None),
-            "description": getattr(domain, "description", "")}
-
-
-# ---------------------------------------------------------------------------------------------- provenance
-def library_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in _VERSION_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
-
-
-def git_info() -> dict | None:
-    """Commit of the transferlab source tree (and whether it has uncommitted changes), if it is a git repo."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10)
-        if commit.returncode != 0:
-            return None
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit.stdout.strip(),
-            "dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
-
-
-def machine_info() -> dict:
-    info: dict[str, Any] = {"host": socket.gethostname(), "platform": platform.platform(),
-                            "processor": platform.processor() or platform.machine(), "cpus": cpu_count()}
-    try:
-        info["memory_gib"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # noqa: BLE001 - provenance is best-effort
-        pass
-    return info
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------- summaries
-def summary_rows(records: Sequence[Mapping]) -> list[dict]:
-    """Per (method, budget): cells ok and failed, mean target accuracy and its standard error."""
-    groups: dict[tuple, list[Mapping]] = defaultdict(list)
-    order: list[tuple] = []
-    for r in records:
-        k = (r.get("method"), r.get("budget"))
-        if k not in groups:
-            order.append(k)
-        groups[k].append(r)
-    rows = []
-    methods = list(dict.fromkeys(m for m, _ in order))
-    for method, budget in sorted(order, key=lambda k: (methods.index(k[0]), k[1])):
-        rs = groups[(method, budget)]
-        accs = [float(r["accuracy"]) for r in rs
-                if r.get("status") == STATUS_OK and r.get("accuracy") is not None]
-        mean = sum(accs) / len(accs) if accs else None
-        sem = None
-        if len(accs) > 1:
-            var = sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)
-            sem = math.sqrt(var / len(accs))
-        rows.append({"method": method, "budget": budget, "ok": len(accs),
-                     "failed": sum(1 for r in rs if r.get("status") != STATUS_OK), "mean_accuracy": mean,
-                     "sem": sem})
-    return rows
-
-
-def format_table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str]],
-                 float_format: str = "{:.3f}") -> str:
-    """A plain aligned text table: ``columns`` are ``(key, header)``; numbers right-aligned."""
-    cells = [[_fmt(r.get(k), float_format) for k, _ in columns] for r in rows]
-    headers = [h for _, h in columns]
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(r.get(k), (int, float)) or r.get(k) is None for r in rows) for k, _ in columns]
-
-    def line(values):
-        parts = zip(values, widths, numeric, strict=True)
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in parts).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(c) for c in cells])
-
-
-def _fmt(v, float_format: str = "{:.3f}") -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return float_format.format(v)
-    return str(v)
-
-
-def accuracy_table(records: Sequence[Mapping]) -> str:
-    rows = summary_rows(records)
-    for r in rows:
-        if r["mean_accuracy"] is None:
-            r["accuracy"] = None
-        else:
-            sem = f" ± {r['sem']:.3f}" if r["sem"] is not None else ""
-            r["accuracy"] = f"{r['mean_accuracy']:.3f}{sem}"
-    return format_table(rows, [("method", "method"), ("budget", "budget"), ("ok", "ok"), ("failed", "failed"),
-                               ("accuracy", "target accuracy (mean ± s.e.)")])
-
-
-# ---------------------------------------------------------------------------------------------- status
-@dataclass
-class RunStatus:
-    run_dir: Path
-    info: dict
-    expected: list[dict]
-    done: list[dict]        # ok records of expected cells
-    failed: list[dict]      # failed records of expected cells
-    missing: list[dict]     # expected cells without a record
-    extra: int              # records of cells not in run.json's config (an older config of this folder)
-    unreadable: list[str]
-
-
-def run_status(run_dir: str | Path) -> RunStatus:
-    """Compare a run folder's records with the cells its ``run.json`` expects (no data is loaded)."""
-    store = RunStore(run_dir)
-    if not store.root.is_dir():
-        raise TransferlabError(f"{store.root}: no such run folder")
-    info = store.read_run()
-    if info is None:
-        raise TransferlabError(f"{store.root}: not a run folder (no {store.run_file.name}); "
-                               f"'transferlab run CONFIG' creates one")
-    expected = info.get("cells")
-    if not isinstance(expected, list):
-        raise TransferlabError(f"{store.run_file}: has no 'cells' list (not written by transferlab run?)")
-    scan = store.scan()
-    done, failed, missing = [], [], []
-    keys = set()
-    for cell in expected:
-        keys.add(cell.get("key"))
-        rec = scan.records.get(cell.get("key"))
-        if rec is None:
-            missing.append(cell)
-        elif rec.get("status") == STATUS_OK:
-            done.append(rec)
-        else:
-            failed.append(rec)
-    extra = sum(1 for k in scan.records if k not in keys)
-    return RunStatus(run_dir=store.root, info=info, expected=expected, done=done, failed=failed,
-                     missing=missing, extra=extra, unreadable=scan.unreadable)
-
-
-def status_rows(status: RunStatus) -> list[dict]:
-    """Per (method, budget): expected, done, failed, missing, mean accuracy of the done cells."""
-    rows: dict[tuple, dict] = {}
-    for cell in status.expected:
-        k = (cell.get("method"), cell.get("budget"))
-        rows.setdefault(k, {"method": k[0], "budget": k[1], "expected": 0, "done": 0, "failed": 0,
-                            "missing": 0, "_accs": []})
-        rows[k]["expected"] += 1
-    for rec in status.done:
-        row = rows.get((rec.get("method"), rec.get("budget")))
-        if row is not None:
-            row["done"] += 1
-            if rec.get("accuracy") is not None:
-                row["_accs"].append(float(rec["accuracy"]))
-    for rec in status.failed:
-        row = rows.get((rec.get("method"), rec.get("budget")))
-        if row is not None:
-            row["failed"] += 1
-    for cell in status.missing:
-        rows[(cell.get("method"), cell.get("budget"))]["missing"] += 1
-    out = []
-    for row in rows.values():
-        accs = row.pop("_accs")
-        row["mean_accuracy"] = sum(accs) / len(accs) if accs else None
-        out.append(row)
-    return out
-
-
-def plan_distances(config: Config) -> tuple[dict, list[tuple[str, str]]]:
-    """The loaded domains and the config's (source, target) pairs, for distance tables."""
-    from .domains import load_domains
-
-    domains = load_domains(config.data, config.base_dir)
-    _, pairs = resolve_domains(config, domains)
-    return domains, pairs

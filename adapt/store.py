@@ -164,10 +164,17 @@ class RunStore:
         return self.cells_dir / f"{key}.json"
 
     def create(self) -> None:
+        """Make the folder and ``cells/``, and prove both writable (a temporary file is created and removed),
+        so an unwritable folder is one clear error before any training."""
         try:
             self.cells_dir.mkdir(parents=True, exist_ok=True)
+            for folder in (self.root, self.cells_dir):
+                fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe.", suffix=_TMP_SUFFIX)
+                os.close(fd)
+                os.unlink(probe)
         except OSError as err:
-            raise TransferlabError(f"{self.root}: cannot create the output folder ({err.strerror})") from None
+            raise TransferlabError(f"{self.root}: cannot write to the output folder ({err.strerror}); "
+                                   f"choose another --out or fix its permissions") from None
 
     # ------------------------------------------------------------------ records
     def write_record(self, record: Mapping) -> Path:
@@ -235,7 +242,10 @@ class RunStore:
         return info
 
     def write_run(self, info: Mapping) -> None:
-        atomic_write_json(self.run_file, info)
+        try:
+            atomic_write_json(self.run_file, info)
+        except PermissionError as err:
+            raise TransferlabError(f"{self.run_file}: cannot write ({err.strerror})") from None
 
     # ------------------------------------------------------------------ the flat table
     def table(self, records: Iterable[Mapping] | None = None):

@@ -336,7 +336,9 @@ def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -
     from . import negative
     from .results import load_results
 
-    df = load_results(run_dir)
+    with warnings.catch_warnings():  # the header says it instead (other_records)
+        warnings.simplefilter("ignore")
+        df = load_results(run_dir)
     run_info = _read_run_json(run_dir)
     ok = df[df["status"].astype(str) == "ok"]
     ok = ok[np.isfinite(pd.to_numeric(ok["accuracy"], errors="coerce"))]
@@ -549,6 +551,10 @@ def _section_run(doc: _Doc, a: _Analysis, run_dir: Path) -> None:
     expected = len(a.run_info.get("cells") or [])
     if expected and expected != len(a.df):
         items[-1] += f" ({expected} expected by run.json: {expected - len(a.df)} missing)"
+    others = int(a.df.attrs.get("other_records", 0))
+    if others:
+        items.append(f"{others} other record(s) in `cells/` belong to cells this config does not ask for (an "
+                     f"earlier question of this folder, see run.json's history); not reported here")
     git = a.run_info.get("git") or {}
     if isinstance(git, Mapping) and git.get("commit"):
         items.append(f"code: git `{str(git['commit'])[:12]}`" + (" (dirty)" if git.get("dirty") else ""))

@@ -65,13 +65,32 @@ def _sorted(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def load_results(run_dir: str | Path) -> pd.DataFrame:
+def current_cell_keys(run_dir: str | Path) -> set[str] | None:
+    """The keys of the cells the folder's current config asks for (``run.json``'s ``cells``), or ``None``
+    when the folder has no readable ``run.json`` with a cell list (then every record counts as current)."""
+    path = Path(run_dir) / "run.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    cells = info.get("cells") if isinstance(info, dict) else None
+    if not isinstance(cells, list):
+        return None
+    return {c.get("key") for c in cells if isinstance(c, dict)}
+
+
+def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame:
     """The run's records as a flat table, one row per cell record.
 
     Parameters
     ----------
     run_dir : str or Path
         A run folder (``results/<name>``) holding ``cells/*.json``.
+    cells : {"current", "all"}
+        ``"current"`` (default): only the records of the cells the folder's current config asks for
+        (``run.json``'s ``cells``); records left by an earlier question of the folder (``--supersede``) or by
+        cells a later config dropped are left out, counted in ``frame.attrs["other_records"]`` and named in a
+        warning. ``"all"``: every record in ``cells/``.
 
     Returns
     -------
@@ -88,13 +107,30 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
         The folder does not exist or holds no readable record. Unreadable files are skipped with a warning
         naming them.
     """
-    rows = [{"cell_id": cell_id, **flatten_record(record)} for cell_id, record in _records(run_dir)]
+    if cells not in ("current", "all"):
+        raise TransferlabError(f"load_results: cells must be 'current' or 'all', got {cells!r}")
+    records = list(_records(run_dir))
+    keep = current_cell_keys(run_dir) if cells == "current" else None
+    others = 0
+    if keep is not None:
+        others = sum(1 for cell_id, _ in records if cell_id not in keep)
+        records = [(cell_id, r) for cell_id, r in records if cell_id in keep]
+        if others:
+            warnings.warn(f"{run_dir}: {others} record(s) in cells/ belong to cells the current config does not "
+                          f"ask for (an earlier question of this folder); left out — "
+                          f"load_results(run_dir, cells='all') includes them", stacklevel=2)
+        if not records:
+            raise TransferlabError(f"no records of the current config's cells in {Path(run_dir) / 'cells'} "
+                                   f"({others} of other configs; load_results(run_dir, cells='all') reads them)")
+    rows = [{"cell_id": cell_id, **flatten_record(record)} for cell_id, record in records]
     frame = pd.DataFrame(rows)
     for col in KEY_COLUMNS:
         if col not in frame.columns:
             frame[col] = np.nan
     rest = [c for c in frame.columns if c not in KEY_COLUMNS and c != "cell_id"]
-    return _sorted(frame[[*KEY_COLUMNS, "cell_id", *rest]])
+    out = _sorted(frame[[*KEY_COLUMNS, "cell_id", *rest]])
+    out.attrs["other_records"] = others
+    return out
 
 
 def _matches(record: dict[str, Any], filters: dict[str, Any]) -> bool:

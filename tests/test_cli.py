@@ -15,7 +15,7 @@ import pytest
 
 import adapt.matrix
 from conftest import write_tiny_config
-from adapt.cli import main
+from transferlab.cli import main
 
 # one in-process worker with one torch thread: tiny models run fastest so, even on a busy machine
 INLINE = ("--workers", "1", "--threads", "1")

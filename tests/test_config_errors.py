@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import adapt.matrix
-from adapt.cli import main
+from transferlab.cli import main
 
 SHIFT = {"kind": "shift", "n_samples": 40, "n_features": 4, "n_classes": 2,
          "shifts": {"a": {}, "b": {"label": 0.5}}}
@@ -78,6 +78,20 @@ CASES = [
     ("bad-optimizer", variant(train__optimizer="lbfgs"), "train.optimizer"),
     ("bad-device", variant(train__device="tpu"), "train.device"),
     ("missing-file", None, "not found"),
+    # train keys are validated like method parameters (issue 12)
+    ("lr-schedule-typo", variant(train__lr_schedule="cosin"), "train.lr_schedule"),
+    ("source-fraction-above-1", variant(train__source_fraction=1.5), "train.source_fraction"),
+    ("source-fraction-negative", variant(train__source_fraction=-0.1), "train.source_fraction"),
+    ("grad-clip-not-a-number", variant(train__grad_clip="big"), "train.grad_clip"),
+    ("momentum-negative", variant(train__momentum=-0.5), "train.momentum"),
+    ("eval-every-zero", variant(train__eval_every=0), "train.eval_every"),
+    ("flip-not-bool", variant(train__flip="yes"), "train.flip"),
+    ("key-read-nowhere", variant(train__patience=5), "train.patience"),
+    ("unknown-optimizer-name", variant(train__optimizer="rmsprop"), "train.optimizer"),
+    ("bad-budget-policy", variant(budget_policy="shrink"), "budget_policy"),
+    ("bad-class-policy", variant(data__classes="some"), "data.classes"),
+    ("key-not-for-kind", variant(data__image_size=32), "data.image_size"),
+    ("duplicate-key", "name: bad\nseeds: 1\nseeds: 2\n", "'seeds' appears twice"),
 ]
 
 

@@ -141,11 +141,19 @@ def test_office_caltech_surf_counts_and_published_1nn(shared_data):
     assert np.mean(list(ours.values())) == pytest.approx(31.4, abs=0.05)
 
 
-def test_office_caltech_discovery_skips_side_files(shared_data):
-    with pytest.warns(UserWarning, match="skipped"):
-        domains = load_domains({"kind": "arrays", "path": str(shared_data / "office_caltech10_surf"),
-                                "x_key": "fts", "y_key": "labels"})
-    assert sorted(domains) == sorted(OFFICE_FILES[k].removesuffix(".mat") for k in OFFICE_FILES)
+def test_office_caltech_discovery_names_the_side_files_it_cannot_read(shared_data):
+    """Auto-discovery never drops a file silently: the *_imgs.mat side files lack the feature arrays, so the
+    folder is refused naming every one of them; data.files picks the feature files."""
+    folder = str(shared_data / "office_caltech10_surf")
+    with pytest.raises(DataError, match="auto-discovery found file") as info:
+        load_domains({"kind": "arrays", "path": folder, "x_key": "fts", "y_key": "labels"})
+    for side in ("Caltech10_SURF_L10_imgs.mat", "amazon_SURF_L10_imgs.mat", "dslr_SURF_L10_imgs.mat",
+                 "webcam_SURF_L10_imgs.mat"):
+        assert side in str(info.value)
+    assert "data.files" in str(info.value)
+    domains = load_domains({"kind": "arrays", "path": folder, "x_key": "fts", "y_key": "labels",
+                            "files": {k: v for k, v in OFFICE_FILES.items()}})
+    assert sorted(domains) == sorted(OFFICE_FILES)
 
 
 def test_mnist_usps_shared_files(shared_data):
@@ -254,13 +262,22 @@ def test_imagefolder_layout(tmp_path):
                 Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / dom / cls / f"{i}.png")
     (tmp_path / "sketch" / "cow").mkdir()
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "sketch" / "cow" / "0.jpg")
-    doms = load_domains({"kind": "imagefolder", "path": str(tmp_path), "image_size": 16})
+    # Class folders that differ between domains are refused, naming what each domain lacks...
+    with pytest.raises(DataError, match=r"'photo' lacks \['cow'\].*data.classes: intersection"):
+        load_domains({"kind": "imagefolder", "path": str(tmp_path), "image_size": 16})
+    # ...unless the config states a policy: union keeps every class, intersection only the shared ones.
+    doms = load_domains({"kind": "imagefolder", "path": str(tmp_path), "image_size": 16, "classes": "union"})
     assert sorted(doms) == ["photo", "sketch"]
     assert doms["photo"].X.shape == (6, 3, 16, 16) and doms["photo"].X.dtype == np.uint8
     assert doms["sketch"].class_names == ["cat", "cow", "dog"] and len(doms["sketch"].X) == 7
+    doms = load_domains({"kind": "imagefolder", "path": str(tmp_path), "image_size": 16,
+                         "classes": "intersection"})
+    assert doms["sketch"].class_names == ["cat", "dog"] and len(doms["sketch"].X) == 6
+    assert sorted(set(doms["sketch"].y.tolist())) == [0, 1]
+    assert doms["sketch"].fingerprint() != doms["photo"].fingerprint()
     (tmp_path / "photo" / "cat" / "bad.jpg").write_bytes(b"not an image")
     with pytest.raises(DataError, match="bad.jpg: not a readable image"):
-        load_domains({"kind": "imagefolder", "path": str(tmp_path)})
+        load_domains({"kind": "imagefolder", "path": str(tmp_path), "classes": "union"})
 
 
 def _idx(arr: np.ndarray) -> bytes:
@@ -284,8 +301,9 @@ def test_digit_files_mnist_usps_svhn_offline(tmp_path):
     for fname, n in (("train_32x32.mat", 7), ("test_32x32.mat", 3)):
         savemat(tmp_path / "SVHN" / fname, {"X": rng.integers(0, 256, (32, 32, 3, n)).astype(np.uint8),
                                               "y": (np.arange(n) % 10 + 1)[:, None]})
+    # The tiny files hold 6-10 digits each (SVHN's train file: 0-6), so the class policy must be stated.
     doms = load_domains({"kind": "torchvision", "path": str(tmp_path), "names": ["mnist", "usps", "svhn"],
-                         "image_size": 16})
+                         "image_size": 16, "classes": "union"})
     assert doms["mnist"].X.shape == (12, 1, 16, 16) and len(doms["mnist"].X_test) == 6
     np.testing.assert_allclose(doms["mnist"].X.mean(), (imgs / 255).mean(), atol=0.02)
     assert doms["usps"].y.tolist() == list(range(10)) and doms["usps"].X.max() <= 1.0

@@ -222,7 +222,7 @@ def test_report_budget_zero_only(tmp_path, n_classes):
 
 
 def test_cli_report_calls_build_report(full, capsys):
-    from adapt.cli import main
+    from transferlab.cli import main
 
     run, _, _ = full
     assert main(["report", str(run)]) == 0

@@ -21,7 +21,6 @@ std), ``standardize`` (standardise each feature with the mean/std of all domains
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -69,6 +68,10 @@ def read_array_file(path: Path, x_key: str | None = None, y_key: str | None = No
     y = np.asarray(y).reshape(-1) if np.asarray(y).size == len(X) else np.asarray(y)
     if X.ndim != 2:
         raise DataError(f"{path}: features must be a 2-d array (samples × features), got shape {X.shape}")
+    if len(X) == 0:
+        raise DataError(f"{path}: holds no samples (expected at least one row of features and a label)")
+    if X.shape[1] == 0:
+        raise DataError(f"{path}: has no feature columns (only labels); expected at least one feature")
     if y.ndim != 1 or len(y) != len(X):
         raise DataError(f"{path}: expected one label per sample ({len(X)}), got labels of shape {y.shape}")
     if not np.issubdtype(X.dtype, np.number):
@@ -97,12 +100,24 @@ def _pick(path: Path, arrays: Mapping[str, np.ndarray], x_key, y_key):
 def _read_table(path: Path, label_column: str):
     import pandas as pd
 
-    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    try:
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: is empty (expected a header row, then one row per sample)") from None
     if label_column not in frame.columns:
         raise DataError(
             f"{path}: no label column '{label_column}' (data.label_column); columns are {list(frame.columns)[:8]}"
         )
+    if frame.empty:
+        raise DataError(f"{path}: has a header but no rows (expected one row per sample)")
+    empty = np.flatnonzero(frame[label_column].isna().to_numpy())
+    if len(empty):
+        rows = ", ".join(str(i + 2) for i in empty[:5])  # +2: 1-based, after the header line
+        raise DataError(f"{path}: label column '{label_column}' is empty on line(s) {rows}"
+                        f"{' …' if len(empty) > 5 else ''}; expected a class in every row")
     features = frame.drop(columns=[label_column])
+    if features.shape[1] == 0:
+        raise DataError(f"{path}: has only the label column '{label_column}'; expected feature columns too")
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
         raise DataError(f"{path}: feature column '{bad[0]}' is not numeric")
@@ -128,6 +143,13 @@ def discover_files(folder: Path, files: Mapping | None) -> dict[str, dict[str, P
     found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS)
     if not found:
         raise DataError(f"{folder}: no data files ({', '.join(EXTENSIONS)}) in data.path")
+    by_stem: dict[str, list[Path]] = {}
+    for p in found:
+        by_stem.setdefault(p.stem, []).append(p)
+    clash = next((ps for ps in by_stem.values() if len(ps) > 1), None)
+    if clash:
+        raise DataError(f"{folder}: {' and '.join(p.name for p in clash)} would both be domain "
+                        f"'{clash[0].stem}'; remove one, or name each domain's file in data.files")
     out: dict[str, dict[str, Path]] = {}
     for p in found:
         stem = p.stem
@@ -198,24 +220,30 @@ def load_array_domains(cfg: Mapping, base_dir: Path) -> dict[str, Domain]:
 
     blocks: dict[str, list[np.ndarray]] = {}
     labels: dict[str, list[np.ndarray]] = {}
-    skipped = []
+    skipped: list[str] = []
+    first_error: DataError | None = None
     for domain, parts in layout.items():
         try:
             read = [read_array_file(parts[p], x_key, y_key, label_column) for p in ("all", "train", "test")
                     if p in parts]
         except DataError as err:
-            # Auto-discovered side files (e.g. Office-Caltech's *_imgs.mat) lack the data keys: skip them.
+            # An auto-discovered file without the data keys (e.g. Office-Caltech's *_imgs.mat beside the
+            # features) is not silently dropped: collect them all and refuse, naming them.
             missing_key = "cannot find the" in str(err) or "no variable" in str(err)
             if cfg.get("files") is None and missing_key:
-                skipped.append((domain, str(err)))
+                skipped.extend(p.name for p in parts.values())
+                first_error = first_error or err
                 continue
             raise
         blocks[domain] = [X for X, _ in read]
         labels[domain] = [y for _, y in read]
-    if not blocks:
-        raise DataError(skipped[0][1] if skipped else f"{folder}: no data files in data.path")
+    if skipped and not blocks:
+        raise first_error
     if skipped:
-        warnings.warn(f"arrays: skipped files without the data keys: {[d for d, _ in skipped]}", stacklevel=2)
+        keys = f"'{x_key or '|'.join(X_KEY_GUESSES)}' and '{y_key or '|'.join(Y_KEY_GUESSES)}'"
+        raise DataError(f"{folder}: auto-discovery found file(s) without the data arrays {keys}: "
+                        f"{', '.join(skipped[:5])}{' …' if len(skipped) > 5 else ''}; list the domains in "
+                        f"data.files (or set data.x_key/y_key)")
 
     dims = {d: b[0].shape[1] for d, b in blocks.items()}
     for d, bs in blocks.items():

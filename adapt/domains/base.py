@@ -14,6 +14,7 @@ Data convention (one for everyone):
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass, field
 
@@ -88,6 +89,29 @@ class Domain:
             top = int(max(self.y.max(initial=-1), -1 if self.y_test is None else self.y_test.max(initial=-1)))
             self.class_names = [str(i) for i in range(top + 1)]
 
+    # ------------------------------------------------------------------ identity
+    def fingerprint(self) -> str:
+        """A content hash of the domain as loaded (after preprocessing): kind, class names, and every array's
+        dtype, shape and bytes (``X, y`` and the given test set, if any). Equal data gives an equal
+        fingerprint in any process; one changed value changes it. The name is not part of it: identical
+        data under two names has one fingerprint. Computed once per object (SHA-256, first 16 hex digits).
+        """
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            h = hashlib.sha256()
+            h.update(f"{self.kind}|{len(self.class_names)}|{'|'.join(self.class_names)}".encode())
+            for part in (self.X, self.y, self.X_test, self.y_test):
+                _hash_array(h, part)
+            cached = self.__dict__["_fingerprint"] = h.hexdigest()[:16]
+        return cached
+
+    def classes_present(self) -> list[int]:
+        """Class indices with at least one sample (train or given test)."""
+        present = set(np.unique(self.y).tolist())
+        if self.y_test is not None:
+            present |= set(np.unique(self.y_test).tolist())
+        return sorted(present)
+
     # ------------------------------------------------------------------ shape facts
     @property
     def n_classes(self) -> int:
@@ -161,6 +185,41 @@ class Domain:
             members = split.train[pool_y == c]
             chosen.append(rng.permutation(members)[:k])
         return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _hash_array(h, array) -> None:
+    if array is None:
+        h.update(b"none;")
+        return
+    a = np.asarray(array)
+    if a.dtype == object:  # text: each string's length and UTF-8 bytes, so ["ab", "c"] != ["a", "bc"]
+        h.update(f"text{a.shape};".encode())
+        for item in a.reshape(-1).tolist():
+            b = str(item).encode("utf-8")
+            h.update(len(b).to_bytes(8, "little") + b)
+        return
+    a = np.ascontiguousarray(a)
+    h.update(f"{a.dtype.str}{a.shape};".encode())
+    h.update(memoryview(a).cast("B"))
+
+
+def restrict_classes(domain: Domain, keep: list[int], class_names: list[str]) -> Domain:
+    """``domain`` with only the samples of classes ``keep`` (old indices), re-indexed ``0..len(keep)-1``
+    with ``class_names`` (the kept classes' names, in ``keep``'s order)."""
+    lookup = np.full(max(len(domain.class_names), max(keep, default=0) + 1), -1, dtype=np.int64)
+    lookup[np.asarray(keep, dtype=np.int64)] = np.arange(len(keep))
+
+    def part(X, y):
+        mask = np.isin(y, keep)
+        return X[mask], lookup[y[mask]]
+
+    X, y = part(domain.X, domain.y)
+    X_test = y_test = None
+    if domain.X_test is not None:
+        X_test, y_test = part(domain.X_test, domain.y_test)
+    return Domain(name=domain.name, X=X, y=y, kind=domain.kind, class_names=list(class_names), X_test=X_test,
+                  y_test=y_test, description=f"{domain.description} (classes: intersection)",
+                  family=domain.family)
 
 
 def integer_labels(y, n: int, what: str) -> np.ndarray:

@@ -23,6 +23,7 @@ LOCAL_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": 
 def load_hf_domains(cfg: Mapping, base_dir: Path) -> dict[str, Domain]:
     import datasets
 
+    datasets.disable_progress_bars()  # a bar on stderr would break the one-line error contract
     text_col = cfg.get("text_column", "text")
     label_col = cfg.get("label_column", "label")
     domain_col = cfg.get("domain_column", "domain")

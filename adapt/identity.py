@@ -1,0 +1,78 @@
+"""One question per run folder: is a config the same question as the run already in a folder?
+
+A run folder answers one question: *these* data (by content), *this* model, *these* training settings, *these*
+methods with their parameters. A config may add cells to it — more seeds, methods, budgets, pairs or
+domains — and a rerun then extends the run, reusing every finished cell byte for byte. A config that changes
+what existing cells mean is refused before anything is written, with one line naming the keys that differ:
+
+- ``data.*`` (family, files, preprocessing, split, class policy…) and ``model.*`` and ``train.*``;
+- the parameters of a method under a label the folder already has (``methods[dann]``);
+- the content fingerprint of a domain the folder already has (the data files changed on disk).
+
+The way out is a new ``--out`` folder, or ``--supersede``: the folder's question becomes the new config, the
+old records stay in ``cells/`` (their keys differ, so they are never reported as the new question's) and
+``run.json``'s ``history`` says what was asked before and until when.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from .errors import TransferlabError
+
+MEANING_SECTIONS = ("data", "model", "train")
+
+
+def _flat(value, prefix: str) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}"))
+        return out
+    return {prefix: json.dumps(value, sort_keys=True, default=str)}
+
+
+def _methods(config: Mapping) -> dict[str, dict]:
+    return {m.get("label", m.get("name")): m for m in config.get("methods") or [] if isinstance(m, Mapping)}
+
+
+def question_differences(previous: Mapping, config: Mapping, fingerprints: Mapping[str, str]) -> list[str]:
+    """The keys on which ``config`` (``Config.to_dict()``) and ``fingerprints`` change what the cells of
+    ``previous`` (a ``run.json``) mean, e.g. ``["train.steps (300 → 100)", "data fingerprint of 'a'"]``."""
+    old = previous.get("config") or {}
+    diffs: list[str] = []
+    for section in MEANING_SECTIONS:
+        before, after = _flat(old.get(section) or {}, section), _flat(config.get(section) or {}, section)
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                diffs.append(f"{key} ({before.get(key, 'unset')} → {after.get(key, 'unset')})")
+    old_methods, new_methods = _methods(old), _methods(config)
+    for label in sorted(set(old_methods) & set(new_methods)):
+        if old_methods[label] != new_methods[label]:
+            diffs.append(f"methods[{label}] parameters")
+    old_prints = previous.get("fingerprints")
+    if not isinstance(old_prints, Mapping):
+        diffs.append("data fingerprints (not recorded: the folder was written by an older transferlab)")
+    else:
+        for name in sorted(set(old_prints) & set(fingerprints)):
+            if old_prints[name] != fingerprints[name]:
+                diffs.append(f"data fingerprint of domain '{name}' (the data changed)")
+    return diffs
+
+
+def check_same_question(root: Path, previous: Mapping | None, config: Mapping, fingerprints: Mapping[str, str],
+                        supersede: bool) -> list[str]:
+    """Refuse (``TransferlabError``) a config that changes the meaning of the run in ``root``; returns the
+    differences (empty when the config is the same question or only adds cells, or without a previous run).
+    With ``supersede`` the differences are returned instead of refused."""
+    if not previous:
+        return []
+    diffs = question_differences(previous, config, fingerprints)
+    if diffs and not supersede:
+        shown = "; ".join(diffs[:3]) + (f"; and {len(diffs) - 3} more" if len(diffs) > 3 else "")
+        raise TransferlabError(
+            f"{root}: holds a run of a different question — {shown}. Use a new --out folder, or add "
+            f"--supersede to make this config the folder's question (old records are kept, not reported)")
+    return diffs

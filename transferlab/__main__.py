@@ -1,0 +1,7 @@
+"""``python -m transferlab``: the same as the ``transferlab`` command."""
+
+import sys
+
+from transferlab.cli import main
+
+sys.exit(main())

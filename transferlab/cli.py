@@ -1,0 +1,330 @@
+"""``transferlab``: run a transfer matrix, see what a run holds, measure domain distances, build a report.
+
+::
+
+    transferlab run CONFIG.yaml [--out DIR] [--executor local|ray] [--workers N] [--threads T]
+                                [--retry-failed] [--supersede] [--device cpu|cuda|cuda:N] [--ray-address ADDR]
+                                [--gpus-per-cell G] [--cpus-per-cell C] [--progress auto|bar|log|none]
+    transferlab status RUN_DIR
+    transferlab distances CONFIG.yaml [--out FILE.csv] [--which proxy_a,mmd2,...] [--seed S] [--unlabelled]
+    transferlab report RUN_DIR
+
+``run`` writes ``results/<name>/`` (relative to the current folder) unless ``--out`` says otherwise, and
+resumes: cells already recorded there are not run again (failed ones only with ``--retry-failed``). A config
+that only adds cells (seeds, methods, budgets, domains, pairs) extends the run; one that changes what the
+folder's cells mean (data, model, train settings, a method's parameters, the data's content) is refused
+unless ``--supersede`` (see :mod:`adapt.identity`). Every check runs before the folder is touched.
+
+This module sits above both packages: it drives :mod:`adapt` (config → plan → run) and :mod:`analysis`
+(distances, report); neither package imports it. ``python -m transferlab`` and ``python -m adapt`` run it.
+
+Ray: ``--executor ray`` starts a local Ray instance for the run; to use a cluster, start it first
+(``ray start --head`` on the head node, ``ray start --address HEAD:6379`` on the others) and pass
+``--ray-address auto`` on the head node (or set ``RAY_ADDRESS``). Every node needs transferlab installed
+(same version); the data need not be there: the driver loads the domains and ``ray.put``-s them once.
+Each cell is one task with ``--cpus-per-cell`` CPUs (its torch thread count) and ``--gpus-per-cell`` GPUs.
+
+Exit codes: 0 success; 1 the run finished but some cells failed; 2 bad input (config, data, arguments:
+one ``transferlab: error: ...`` line, no traceback; ``--debug`` adds it); 70 an internal error (a bug: one
+line, ``--debug`` for the traceback); 130 interrupted (rerun the same command to resume). Output cut short
+by a closed pipe (``transferlab status DIR | head``) ends quietly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from adapt.errors import TransferlabError
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("transferlab")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        from adapt import __version__
+
+        return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="transferlab",
+        description="Domain adaptation and negative-transfer analysis: run transfer matrices, inspect runs, "
+                    "measure domain distances, build reports.",
+        epilog="Start with: transferlab run configs/demo.yaml",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback behind an error message")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback behind an error message")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    sub_parser = sub.add_parser
+
+    def add_parser(*args, **kwargs):
+        return sub_parser(*args, parents=[debug], **kwargs)
+
+    sub.add_parser = add_parser
+
+    run = sub.add_parser("run", help="run (or resume) the transfer matrix a config describes",
+                         description="Run every cell of a config's transfer matrix, skipping cells already "
+                                     "recorded in the output folder (rerunning resumes).")
+    run.add_argument("config", metavar="CONFIG.yaml", help="the run config")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: results/<name>)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local: this machine (process pool on CPU, one cell at a time on a GPU); "
+                          "ray: one Ray task per cell (default: local)")
+    run.add_argument("--workers", type=_positive_int, metavar="N",
+                     help="local: worker processes on CPU (default: min(cores, 2)); ray: CPUs of the local "
+                          "Ray instance started for the run")
+    run.add_argument("--threads", type=_positive_int, metavar="T",
+                     help="local: torch threads per worker (default: cores // workers)")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="rerun cells recorded as failed (otherwise they are kept and not rerun)")
+    run.add_argument("--supersede", action="store_true",
+                     help="the output folder holds a run of another question (different data, model, train "
+                          "settings or method parameters): make this config its question anyway (old records "
+                          "are kept in cells/ but no longer reported; run.json's history keeps the old config)")
+    run.add_argument("--device", metavar="DEV", help="override the config's train.device (cpu, cuda, cuda:N)")
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="Ray cluster to join (e.g. 'auto' after 'ray start --head'; default: $RAY_ADDRESS, "
+                          "else start a local instance)")
+    run.add_argument("--gpus-per-cell", type=_non_negative_float, metavar="G",
+                     help="ray: GPUs per cell, may be fractional "
+                          "(default: 1 if the cluster has GPUs, else 0)")
+    run.add_argument("--cpus-per-cell", type=_non_negative_float, default=1, metavar="C",
+                     help="ray: CPUs per cell, also its torch thread count (default: 1)")
+    run.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
+                     help="progress display (default: a bar on a terminal, log lines otherwise)")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="what a run folder holds: cells done, failed, missing",
+                            description="Compare a run folder's records with the cells its run.json expects.")
+    status.add_argument("run_dir", metavar="RUN_DIR")
+    status.set_defaults(func=cmd_status)
+
+    dist = sub.add_parser("distances", help="distances between every domain pair of a config (no training)",
+                          description="Compute domain distances on the raw inputs (images flattened) for "
+                                      "every pair of the config, print a table and write a CSV.")
+    dist.add_argument("config", metavar="CONFIG.yaml")
+    dist.add_argument("--out", metavar="FILE", help="CSV to write (default: results/<name>/distances.csv)")
+    dist.add_argument("--which", metavar="NAMES",
+                      help="comma-separated distance names (default: all that apply; see "
+                           "analysis.distances.DISTANCES)")
+    dist.add_argument("--seed", type=int, default=0, help="seed for subsampling/permutations (default: 0)")
+    dist.add_argument("--unlabelled", action="store_true",
+                      help="do not pass labels (skips the label-aware distances otdd and class_w2)")
+    dist.set_defaults(func=cmd_distances)
+
+    report = sub.add_parser("report", help="build the report of a run folder",
+                            description="Build report.md/report.html and figures for a run folder.")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace) -> int:
+    from adapt.config import load_config
+    from adapt.matrix import accuracy_table, run_matrix
+
+    config = load_config(args.config)
+    try:
+        result = run_matrix(config, args.out, executor=args.executor, workers=args.workers,
+                            retry_failed=args.retry_failed, supersede=args.supersede, ray_address=args.ray_address,
+                            gpus_per_cell=args.gpus_per_cell, cpus_per_cell=args.cpus_per_cell,
+                            device=args.device, threads=args.threads, progress=args.progress)
+    except KeyboardInterrupt:
+        out = args.out or f"results/{config.name}"
+        print(f"\ntransferlab: interrupted; finished cells are saved in {out}/cells — "
+              f"rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+    print()
+    print(accuracy_table(result.records) if result.records else "no records")
+    print()
+    parts = [f"{result.computed_cells} computed now ({result.computations} computations)",
+             f"{result.already_done} already done"]
+    if result.reused:
+        parts.append(f"{result.reused} reused from records with the same compute key")
+    print(f"{result.total} cells: " + ", ".join(parts) + f"; {result.failed_total} failed; "
+          f"took {result.elapsed:.1f}s")
+    if result.kept_failed:
+        print(f"note: {result.kept_failed} cell(s) had failed in an earlier run and were kept, not rerun; "
+              f"add --retry-failed to rerun them")
+    if result.failed_now:
+        print(f"note: {result.failed_now} cell(s) failed in this run (see 'transferlab status "
+              f"{result.run_dir}'); rerun them with --retry-failed")
+    print(f"results: {result.run_dir}/ (cells/*.json, results.parquet, run.json)")
+    print(f"next: transferlab report {result.run_dir}")
+    return EXIT_FAILED_CELLS if result.failed_total else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from adapt.matrix import format_table, run_status, status_rows
+
+    st = run_status(args.run_dir)
+    info = st.info
+    last = (info.get("invocations") or [{}])[-1]
+    git = info.get("git") or {}
+    commit = (git.get("commit") or "")[:10] + (" (dirty)" if git.get("dirty") else "") if git else "-"
+    print(f"run {info.get('name')!r} in {st.run_dir}")
+    print(f"  config: {info.get('config_path') or '-'}")
+    print(f"  last run: {last.get('started_at', '-')} → {last.get('status', '-')}"
+          f" on {(info.get('machine') or {}).get('host', '-')}, commit {commit or '-'}")
+    print(f"  domains: {', '.join(info.get('domains') or [])}; {len(info.get('pairs') or [])} pairs")
+    print(f"cells: {len(st.expected)} expected — {len(st.done)} done, {len(st.failed)} failed, "
+          f"{len(st.missing)} missing")
+    print()
+    print(format_table(status_rows(st), [("method", "method"), ("budget", "budget"), ("expected", "cells"),
+                                         ("done", "done"), ("failed", "failed"), ("missing", "missing"),
+                                         ("mean_accuracy", "mean acc")]))
+    if st.failed:
+        print()
+        print("failed cells:")
+        for rec in st.failed[:20]:
+            print(f"  {rec.get('source')}->{rec.get('target')} {rec.get('method')} seed={rec.get('seed')} "
+                  f"budget={rec.get('budget')}: {rec.get('reason')}")
+        if len(st.failed) > 20:
+            print(f"  ... and {len(st.failed) - 20} more")
+    if st.extra:
+        print(f"note: {st.extra} record(s) in cells/ belong to cells not in the current config (kept)")
+    if st.unreadable:
+        print(f"note: {len(st.unreadable)} file(s) in cells/ are not valid records: "
+              f"{', '.join(st.unreadable[:3])}")
+    config_path = info.get("config_path") or "CONFIG.yaml"
+    if st.missing:
+        print(f"next: transferlab run {config_path} --out {st.run_dir}   "
+              f"(resumes the {len(st.missing)} missing)")
+    elif st.failed:
+        print(f"next: transferlab run {config_path} --out {st.run_dir} --retry-failed")
+    else:
+        print(f"next: transferlab report {st.run_dir}")
+    return EXIT_OK
+
+
+def cmd_distances(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from adapt.config import load_config
+    from adapt.matrix import format_table, plan_distances
+
+    config = load_config(args.config)
+    try:
+        from analysis.distances import domain_distances
+    except ImportError as err:
+        raise TransferlabError(f"distances need the analysis package ({err})") from None
+    which = [w.strip() for w in args.which.split(",") if w.strip()] if args.which else None
+    domains, pairs = plan_distances(config)
+    rows = []
+    for source, target in pairs:
+        s, t = domains[source], domains[target]
+        for dom in (s, t):
+            if dom.kind == "text":
+                raise TransferlabError(f"domain {dom.name!r} holds text; distances need vector or image "
+                                       f"inputs (encode it first)")
+        xs = np.asarray(s.X, dtype=np.float64).reshape(len(s.X), -1)
+        xt = np.asarray(t.X, dtype=np.float64).reshape(len(t.X), -1)
+        labels = {} if args.unlabelled else {"ys": s.y, "yt": t.y}
+        print(f"{source} -> {target} ...", file=sys.stderr, flush=True)
+        values = domain_distances(xs, xt, which=which, seed=args.seed, **labels)
+        rows.append({"source": source, "target": target, **{k: float(v) for k, v in values.items()}})
+    columns = [("source", "source"), ("target", "target")] + [(k, k) for k in rows[0] if k not in
+                                                                 ("source", "target")]
+    print(format_table(rows, columns, float_format="{:.4g}"))
+    out = Path(args.out) if args.out else Path("results") / config.name / "distances.csv"
+    import pandas as pd
+
+    from adapt.store import atomic_write_bytes
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, pd.DataFrame(rows).to_csv(index=False).encode())
+    except OSError as err:
+        raise TransferlabError(f"{out}: cannot write ({err.strerror})") from None
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "run.json").is_file():
+        raise TransferlabError(f"{run_dir}: not a run folder (no run.json); "
+                               f"'transferlab run CONFIG' creates one")
+    try:
+        from analysis.report import build_report
+    except ImportError as err:
+        raise TransferlabError(f"report needs analysis.report, which cannot be imported here ({err})") \
+            from None
+    path = build_report(run_dir)
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- entry
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``transferlab`` console script; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments and 0 on --help/--version
+        return int(exc.code or 0)
+    debug = getattr(args, "debug", False)
+    try:
+        return args.func(args)
+    except TransferlabError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"transferlab: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\ntransferlab: interrupted; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly; point stdout at devnull so that the interpreter's
+        # final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as err:  # noqa: BLE001 - a bug, not bad input: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        first = " ".join(str(err).split())[:300]
+        print(f"transferlab: internal error: {type(err).__name__}: {first} (rerun with --debug for the "
+              f"traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
