@@ -49,6 +49,7 @@ COMMON_DATA_KEYS = {"kind", "test_fraction", "transductive", "classes"}
 # missing here (a new one) accepts every key of every family until it is added.
 FAMILY_DATA_KEYS: dict[str, set[str]] = {
     "digits": {"names"},
+    "mnist_uci": {"names", "image_size", "max_per_class"},
     "shift": {"n_samples", "n_features", "n_classes", "separation", "seed", "shifts"},
     "arrays": {"path", "files", "x_key", "y_key", "label_column", "preprocess"},
     "imagefolder": {"path", "image_size", "grayscale", "max_per_class"},
@@ -60,8 +61,8 @@ PREPROCESS_STEPS = ("l1", "zscore", "standardize")
 
 MODEL_DEFAULTS: dict[str, Any] = {"backbone": "mlp", "hidden": [128], "dropout": 0.0, "pretrained": True}
 MODEL_KEYS = {"backbone", "hidden", "dropout", "pretrained", "channels", "model_name", "max_length",
-              "head_hidden", "weights"}
-BACKBONES = ("mlp", "cnn", "resnet18", "resnet50", "hf")
+              "head_hidden", "weights", "image_size"}
+BACKBONES = ("mlp", "cnn", "resnet18", "resnet50", "efficientnet_lite0", "hf")
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "steps": 300,
@@ -76,8 +77,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "device": "auto",
 }
 # Every key here is read by the trainer or a method; a key read nowhere (e.g. ``patience``) is refused rather
-# than silently ignored.
-TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "lr_schedule", "flip"}
+# than silently ignored. ``feature_cache`` is read by adapt.features via the trainer.
+TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "lr_schedule", "flip",
+                                   "feature_cache"}
 SELECTION_RULES = ("last", "im", "snd", "entropy")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
@@ -410,6 +412,9 @@ def _parse_model(model, fail) -> dict:
         fail("model.dropout", f"expected a number in [0, 1), got {dropout!r}")
     if not isinstance(out["pretrained"], (bool, str)):
         fail("model.pretrained", f"expected true/false or a weights file path, got {out['pretrained']!r}")
+    size = out.get("image_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 16):
+        fail("model.image_size", f"expected an integer >= 16 (pixels; images are resized to it), got {size!r}")
     return out
 
 
@@ -463,4 +468,7 @@ def _parse_train(train, fail) -> dict:
         fail("train.selection", f"expected one of {list(SELECTION_RULES)}, got {out['selection']!r}")
     if out["device"] not in ("auto", "cpu", "cuda") and not str(out["device"]).startswith("cuda:"):
         fail("train.device", f"expected auto, cpu, cuda or cuda:N, got {out['device']!r}")
+    cache = out.get("feature_cache", True)
+    if not (isinstance(cache, bool) or (isinstance(cache, str) and cache.strip())):
+        fail("train.feature_cache", f"expected true, false, memory or a folder path, got {cache!r}")
     return out

@@ -26,6 +26,10 @@ Protocol (every method, so results pair up by seed):
   bf16 autocast (fp16 + grad scaling where bf16 is unsupported); array domains up to ``MAX_DEVICE_BYTES`` live
   on the device and batches are drawn by index there. Optional image augmentation (``train.augment``): random
   crop after zero padding of ⌈H/8⌉ px, plus horizontal flips when ``train.flip`` is true.
+- Frozen prefixes run once (``train.feature_cache``, see :mod:`adapt.features`): when a phase freezes the first K
+  blocks of a backbone that can split its forward there and nothing is augmented, the K blocks' outputs come from
+  the feature cache (per whole domain, keyed by content) and only the rest of the network runs — for training
+  batches, eval points and the final evaluation. Identical records on CPU; ``feature_cache: false`` turns it off.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from torch.nn import functional as F
 
 from .cells import Cell
 from .config import DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS
+from . import features
 from .domains.base import Domain, stable_seed
 from .losses import dann_lr_factor
 from .methods import METHODS
@@ -79,6 +84,8 @@ def device_label(dev: torch.device) -> str:
 class _Data:
     """One sample set: a tensor on the device (vector/image) or a host object array (text)."""
 
+    start = 0  # > 0: rows are the outputs of the backbone's first ``start`` blocks (a feature-cache view)
+
     def __init__(self, X, kind: str, device: torch.device):
         self.kind = kind
         self.device = device
@@ -92,6 +99,14 @@ class _Data:
                 t = t.float()
             self.X = t.to(device) if t.numel() * t.element_size() <= MAX_DEVICE_BYTES else t
         self.n = len(self.X)
+
+    @classmethod
+    def prefix_view(cls, feats: torch.Tensor, start: int, device: torch.device) -> _Data:
+        """Rows of cached prefix features (float32) standing in for the raw samples."""
+        data = cls(np.zeros((0,), np.float32), "vector", device)
+        small = feats.numel() * feats.element_size() <= MAX_DEVICE_BYTES
+        data.X, data.n, data.start = (feats.to(device) if small else feats), len(feats), start
+        return data
 
     def take(self, idx: torch.Tensor | None = None):
         if self.kind == "text":
@@ -154,6 +169,9 @@ class _Problem:
     y_test: np.ndarray
     test_index: np.ndarray | None = None  # target indices of the test split, for the record's outcomes
     given_test: bool = False
+    # where each array came from: name -> (the whole domain array, row indices), so frozen-prefix features are
+    # computed once per domain (adapt.features) and sliced; None for derived problems (closed-form CORAL)
+    origins: dict | None = None
 
 
 # ---------------------------------------------------------------------------------------------- entry
@@ -209,12 +227,18 @@ def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Pr
     _, _, X_test, y_test = target.train_test(split)
     if source.name == target.name:  # never the target's test samples
         Xs, ys = target.X[split.train], target.y[split.train]
+        src_origin = (target.X, split.train)
     else:
         Xs, ys = source.X, source.y
+        src_origin = (source.X, np.arange(len(source.X)))
+    test_pool = target.X_test if split.given_test else target.X
+    origins = {"Xs": src_origin, "X_lab": (target.X, lab), "X_unl": (target.X, split.train),
+               "X_test": (test_pool, split.test)}
     return _Problem(kind=target.kind, input_shape=tuple(target.input_shape),
                     n_classes=max(source.n_classes, target.n_classes), Xs=Xs, ys=ys,
                     X_lab=target.X[lab], y_lab=target.y[lab], X_unl=target.X[split.train],
-                    X_test=X_test, y_test=y_test, test_index=split.test, given_test=split.given_test)
+                    X_test=X_test, y_test=y_test, test_index=split.test, given_test=split.given_test,
+                    origins=origins)
 
 
 def init_model(mcfg: dict, kind: str, input_shape, n_classes: int, seed: int) -> Classifier:
@@ -261,11 +285,11 @@ def _run_trained(cell, problem, method_cls, params, mcfg, tcfg, dev) -> dict:
             # steps chosen by accuracy on the held-out labelled samples, then retrained on all of them
             res["selection"] = "holdout"
             res["selected_step"] = chosen
-            return {**out, **_result_fields(res), **_final_eval(model, problem, dev, method_cls, res)}
+            return {**out, **_result_fields(res), **_final_eval(model, problem, dev, method_cls, res, tcfg)}
         out["early_stopping"] = {"chosen_steps": steps, "note": "budget too small to hold out: all steps used"}
     res = _fit(model, method, method.phases(steps, cell.budget, tcfg), problem, tcfg, dev, cell.seed,
                rule=tcfg["selection"])
-    return {**out, **_result_fields(res), **_final_eval(model, problem, dev, method_cls, res)}
+    return {**out, **_result_fields(res), **_final_eval(model, problem, dev, method_cls, res, tcfg)}
 
 
 def _result_fields(res: dict) -> dict:
@@ -273,13 +297,14 @@ def _result_fields(res: dict) -> dict:
     return {k: res[k] for k in keys if k in res}
 
 
-def _final_eval(model, problem, dev, method_cls, res) -> dict:
+def _final_eval(model, problem, dev, method_cls, res, tcfg) -> dict:
     if res["status"] != "ok":
         return {}
-    test = _Data(problem.X_test, problem.kind, dev)
+    depth, keep = res.get("prefix_depth", 0), res.get("prefix_persist", True)  # the last phase's cached prefix
+    test = _input(problem, "X_test", depth, model, tcfg, dev, keep)
     pred = _predict(model, test, dev).argmax(1).cpu().numpy()
     acc = float((pred == np.asarray(problem.y_test)).mean()) if test.n else None
-    src = (_accuracy(model, _Data(problem.Xs, problem.kind, dev), problem.ys, dev)
+    src = (_accuracy(model, _input(problem, "Xs", depth, model, tcfg, dev, keep), problem.ys, dev)
            if method_cls.uses_source else None)
     return {"accuracy": acc, "source_accuracy": src, **_outcomes(problem, pred)}
 
@@ -289,6 +314,26 @@ def _outcomes(problem: _Problem, pred: np.ndarray) -> dict:
     if problem.test_index is None or len(pred) != len(problem.test_index):
         return {}
     return {"outcomes": encode_outcomes(problem.test_index, pred, problem.y_test, problem.given_test)}
+
+
+def _cached_depth(model: Classifier, frozen: int, problem: _Problem, tcfg: dict) -> int:
+    """Frozen blocks served by the feature cache: none with augmentation, text, or the cache off."""
+    if problem.kind == "text" or problem.origins is None or (tcfg.get("augment") and problem.kind == "image"):
+        return 0
+    if features.store_for(tcfg.get("feature_cache", True)) is None:
+        return 0
+    return features.prefix_depth(model.backbone, frozen)
+
+
+def _input(problem: _Problem, name: str, depth: int, model: Classifier, tcfg: dict, dev,
+           persist: bool = True) -> _Data:
+    """``problem.<name>`` as loop data: raw samples, or (depth > 0) its rows of the cached prefix features."""
+    if depth <= 0:
+        return _Data(getattr(problem, name), problem.kind, dev)
+    whole, rows = problem.origins[name]
+    store = features.store_for(tcfg.get("feature_cache", True))
+    feats = store.prefix_features(model.backbone, depth, whole, dev, persist=persist)
+    return _Data.prefix_view(feats[torch.as_tensor(rows, dtype=torch.long)], depth, dev)
 
 
 def _holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -362,7 +407,7 @@ def _predict(model: Classifier, data: _Data, dev: torch.device, amp: bool = Fals
     for start in range(0, data.n, EVAL_BATCH):
         idx = torch.arange(start, min(start + EVAL_BATCH, data.n))
         with ctx_dtype[0]:
-            outs.append(model(data.take(idx)).float())
+            outs.append(model.features_and_logits(data.take(idx), data.start)[1].float())
     model.train(was)
     if not outs:
         return torch.zeros(0, model.n_classes, device=dev)
@@ -432,8 +477,18 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
                 "selection": rule, "selected_step": None, "phases": phase_info}
 
     phase_info = [{"name": p.name, "steps": p.steps, "freeze": p.freeze} for p in phases]
+    raw = (src, lab, unl)
+    depth = 0
+    untouched = len(model.blocks)  # leading blocks no phase has trained yet (still the initial weights)
     for phase in phases:
-        model.freeze(phase.freeze)
+        frozen = model.freeze(phase.freeze)
+        depth = _cached_depth(model, frozen, problem, tcfg)
+        if depth:  # the frozen prefix runs once per domain (adapt.features); the loop runs the rest
+            keep = depth <= untouched  # a prefix trained in this cell is of no use to others: memory only
+            src, lab, unl = (_input(problem, n, depth, model, tcfg, dev, keep) for n in ("Xs", "X_lab", "X_unl"))
+        else:
+            src, lab, unl = raw
+        untouched = min(untouched, frozen)
         opt = _optimizer(model, method, tcfg)
         use_lab = phase.target_labelled and s_lab is not None
         phase_end = step + phase.steps
@@ -461,7 +516,7 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
                 if augment:
                     x = augment_images(x, aug_gen, flip)
             with autocast:
-                f, logits = model.features_and_logits(x)
+                f, logits = model.features_and_logits(x, depth)
             f_parts = list(torch.split(f, sizes))
             l_parts = list(torch.split(logits, sizes))
             terms: dict[str, torch.Tensor] = {}
@@ -523,7 +578,8 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
     if selector is not None and best[2] is not None:
         model.load_state_dict(best[2])
     res = {"status": "ok", "reason": None, "steps": step, "curves": curves, "phases": phase_info,
-           "selection": rule, "selected_step": best[1] if selector is not None else step}
+           "selection": rule, "selected_step": best[1] if selector is not None else step, "prefix_depth": depth,
+           "prefix_persist": depth <= untouched}
     if holdout is not None:
         res["holdout_acc"] = holdout_acc
     return res

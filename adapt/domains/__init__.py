@@ -20,6 +20,12 @@ def _digits(cfg: Mapping, base_dir: Path) -> dict[str, Domain]:
     return load_digits_domains(cfg.get("names"))
 
 
+def _mnist_uci(cfg: Mapping, base_dir: Path) -> dict[str, Domain]:
+    from .mnist_uci import load_mnist_uci_domains
+
+    return load_mnist_uci_domains(cfg)
+
+
 def _shift(cfg: Mapping, base_dir: Path) -> dict[str, Domain]:
     from .shift import load_shift_domains
 
@@ -52,6 +58,7 @@ def _hf(cfg: Mapping, base_dir: Path) -> dict[str, Domain]:
 
 FAMILIES: dict[str, Callable[[Mapping, Path], dict[str, Domain]]] = {
     "digits": _digits,
+    "mnist_uci": _mnist_uci,
     "shift": _shift,
     "arrays": _arrays,
     "imagefolder": _imagefolder,
