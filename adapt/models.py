@@ -468,12 +468,13 @@ class EfficientNetBackbone(nn.Module):
         self.net._fc = nn.Identity()
         self.out_features = 1280
         self.image_size = image_size
+        stages = [_Group(*net._blocks[a:b]) for a, b in net.stage_slices]
+        # one set of views for the module's life (plain attribute: not registered, no duplicate state keys)
+        self.__dict__["_views"] = [_Group(net._conv_stem, net._bn0), *stages, _Group(net._conv_head, net._bn1)]
 
     @property
     def blocks(self) -> list[nn.Module]:
-        n = self.net
-        stages = [_Group(*n._blocks[a:b]) for a, b in n.stage_slices]
-        return [_Group(n._conv_stem, n._bn0), *stages, _Group(n._conv_head, n._bn1)]
+        return list(self._views)
 
     @property
     def preprocess_spec(self) -> dict:

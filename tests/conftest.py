@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# frozen-prefix features (adapt.features) go to a per-session folder, never the user's ~/.cache
+os.environ.setdefault("TRANSFERLAB_FEATURE_CACHE", tempfile.mkdtemp(prefix="transferlab-test-features-"))
 
 import pytest  # noqa: E402
 
