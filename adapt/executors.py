@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .cells import Cell
+from .errors import DataError
 from .store import STATUS_FAILED, STATUS_OK
 
 OnResult = Callable[[Cell, dict], None]
@@ -122,6 +123,15 @@ def _worker_domains() -> dict:
 
 def _pool_task(cell: Cell, device: str | None) -> dict:
     domains = _worker_domains()
+    # A worker process reads the data files itself, possibly well after the run was planned: if they changed
+    # on disk meanwhile, its arrays are not the ones the cell's key names, and the cell must fail, not record
+    # results on other data under that key. (Fingerprints are cached per domain: one hash per worker.)
+    for role, name, expected in (("source", cell.source, cell.source_fingerprint),
+                                 ("target", cell.target, cell.target_fingerprint)):
+        if expected and domains[name].fingerprint() != expected:
+            return failed_result(DataError(
+                f"{role} domain '{name}' changed on disk since the run was planned (fingerprint "
+                f"{domains[name].fingerprint()}, planned {expected}); rerun to plan on the new data"))
     return compute_cell(cell, domains[cell.source], domains[cell.target], device)
 
 

@@ -441,3 +441,20 @@ def test_adapt_never_imports_the_cli_or_analysis():
         if "import analysis" in text or "from analysis" in text or "transferlab.cli" in text:
             offenders.append(path.name)
     assert offenders == []
+
+
+def test_a_worker_whose_data_changed_after_planning_fails_the_cell_instead_of_recording(tmp_path, monkeypatch):
+    """Pool workers load the data files themselves: arrays that are not the planned ones fail the cell."""
+    import adapt.executors as ex
+    from adapt.config import load_config
+    from adapt.plan import plan_matrix
+
+    write_arrays(tmp_path)
+    plan = plan_matrix(load_config(write_config(tmp_path)))
+    cell = plan.cells[0]
+    write_arrays(tmp_path, seed=5)  # the files change after planning, before the worker reads them
+    monkeypatch.setattr(ex, "_WORKER_STATE", {"data_cfg": plan.config.data, "base_dir": str(tmp_path),
+                                              "domains": None})
+    out = ex._pool_task(cell, "cpu")
+    assert out["status"] == "failed" and "changed on disk since the run was planned" in out["reason"]
+    assert f"domain '{cell.source}'" in out["reason"]
