@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from .config import Config
 
 RECORD_VERSION = 2  # 2: the domains' content fingerprints are part of a cell's identity
+# Settings that change how fast a cell runs, not its result: not part of its identity (adapt.features
+# promises identical records with and without its cache).
+SPEED_ONLY_TRAIN_KEYS = ("feature_cache",)
 
 
 def _digest(payload: dict) -> str:
@@ -48,6 +51,7 @@ class Cell:
         ident["version"] = RECORD_VERSION
         ident.pop("method")  # a label is a name, not a setting: renaming must not rerun
         ident.pop("target_labels")  # follows from the data, seed and budget, which are all in the key
+        ident["train"] = {k: v for k, v in ident["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}
         if not with_source:
             ident["source"] = None
             ident["source_fingerprint"] = None

@@ -20,9 +20,11 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from .cells import SPEED_ONLY_TRAIN_KEYS
 from .errors import TransferlabError
 
 MEANING_SECTIONS = ("data", "model", "train")
+SPEED_ONLY = {f"train.{k}" for k in SPEED_ONLY_TRAIN_KEYS}
 
 
 def _flat(value, prefix: str) -> dict[str, str]:
@@ -46,6 +48,8 @@ def question_differences(previous: Mapping, config: Mapping, fingerprints: Mappi
     for section in MEANING_SECTIONS:
         before, after = _flat(old.get(section) or {}, section), _flat(config.get(section) or {}, section)
         for key in sorted(set(before) | set(after)):
+            if ".".join(key.split(".")[:2]) in SPEED_ONLY:  # where features are cached: speed, not meaning
+                continue
             if before.get(key) != after.get(key):
                 diffs.append(f"{key} ({before.get(key, 'unset')} → {after.get(key, 'unset')})")
     old_methods, new_methods = _methods(old), _methods(config)

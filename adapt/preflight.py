@@ -33,9 +33,10 @@ BACKBONE_KINDS: dict[str, tuple[str, ...]] = {
     "cnn": ("image",),
     "resnet18": ("image",),
     "resnet50": ("image",),
+    "efficientnet_lite0": ("image",),
     "hf": ("text",),
 }
-SUGGESTED_BACKBONE = {"vector": "mlp", "image": "cnn (or mlp, resnet18, resnet50)", "text": "hf"}
+SUGGESTED_BACKBONE = {"vector": "mlp", "image": "cnn (or mlp, resnet18, resnet50, efficientnet_lite0)", "text": "hf"}
 
 
 def preflight(config: Config, domains: Mapping, names: Sequence[str], pairs: Sequence[tuple[str, str]]) -> dict:

@@ -166,6 +166,16 @@ def test_a_config_that_changes_what_cells_mean_is_refused(workdir, capsys, chang
     assert snapshot(out) == before
 
 
+def test_a_speed_only_setting_is_not_a_new_question(workdir, capsys):
+    folder, _, out = workdir
+    before = snapshot(out)
+    cfg = write_config(folder, name="cache", train={"feature_cache": "memory"})
+    rc, stdout, _ = run(["run", str(cfg), "--out", str(out), *INLINE], capsys)
+    assert rc == 0 and "2 already done" in stdout and "0 computed now" in stdout
+    assert {k: v for k, v in snapshot(out).items() if k.startswith("cells/")} == \
+        {k: v for k, v in before.items() if k.startswith("cells/")}
+
+
 def test_adding_seeds_extends_the_run_and_reuses_finished_cells(workdir, capsys):
     folder, _, out = workdir
     before = snapshot(out)
