@@ -105,7 +105,7 @@ def _check_budgets(config: Config, targets: Mapping, where: str) -> dict:
                 if short and config.budget_policy != "cap":
                     listed = ", ".join(f"{c!r} has {n}" for c, n in short[:4])
                     raise ConfigError("budgets", f"budget {budget} asks for {budget} target labels per class, but "
-                                                 f"domain '{name}''s training split (seed {seed}) is smaller: "
+                                                 f"the training split of domain '{name}' (seed {seed}) is smaller: "
                                                  f"{listed}; lower the budget, or set budget_policy: cap to "
                                                  f"use what there is (records keep the real count)", where)
                 labels[(name, seed, budget)] = int(sum(min(int(pool[c]), budget) for c in present))

@@ -294,6 +294,12 @@ def case_duplicate_yaml_key(folder):
     return write_config(folder, name="c", text=text), ["c.yaml", "'seeds' appears twice", "lines 3 and 5"]
 
 
+def case_empty_label_in_text_table(folder):
+    (folder / "reviews.csv").write_text("text,label,domain\nfine,1,books\nmeh,,books\nok,0,dvd\nbad,1,dvd\n")
+    cfg = write_config(folder, name="c", data={"kind": "hf", "path": "reviews.csv"}, model={"backbone": "hf"})
+    return cfg, ["reviews.csv", "column 'label' (data.label_column) is empty in data row(s) 2"]
+
+
 def case_key_not_for_kind(folder):
     return write_config(folder, name="c", data={"image_size": 32}), ["data.image_size", "does not apply",
                                                                       "'arrays'"]
@@ -341,7 +347,7 @@ PREFLIGHT = [case_cnn_on_vectors, case_hf_on_vectors, case_mlp_on_text, case_mis
              case_label_spaces_differ, case_image_class_folders_differ, case_class_too_small_for_split,
              case_zero_features, case_only_a_label_column, case_budget_above_labels, case_duplicate_yaml_key,
              case_key_not_for_kind, case_auto_discovery_skips_a_file, case_npz_beside_csv, case_one_class_domain,
-             case_one_sample_domain, case_header_only_csv, case_empty_label_cell]
+             case_one_sample_domain, case_header_only_csv, case_empty_label_cell, case_empty_label_in_text_table]
 
 
 @pytest.fixture

@@ -53,8 +53,12 @@ def load_hf_domains(cfg: Mapping, base_dir: Path) -> dict[str, Domain]:
         if col not in table.column_names:
             raise DataError(f"{where}: no column '{col}' (data.{field}); columns are {table.column_names}")
     frame = table.select_columns([text_col, label_col, domain_col]).to_pandas()
-    if frame[text_col].isna().any():
-        raise DataError(f"{where}: column '{text_col}' has empty rows")
+    for field, col in (("text_column", text_col), ("label_column", label_col), ("domain_column", domain_col)):
+        empty = frame[col].isna().to_numpy().nonzero()[0]
+        if len(empty):
+            rows = ", ".join(str(i + 1) for i in empty[:5])
+            raise DataError(f"{where}: column '{col}' (data.{field}) is empty in data row(s) {rows}"
+                            f"{' …' if len(empty) > 5 else ''}; expected a value in every row")
     raw = {str(d): g[label_col].to_numpy() for d, g in frame.groupby(domain_col, sort=True)}
     if not raw:
         raise DataError(f"{where}: no rows")
