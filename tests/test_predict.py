@@ -60,3 +60,35 @@ def test_evaluation_against_the_finished_matrix(predicted):
     assert table.loc["source_model_acc", "auroc"] > 0.5
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert summary["matrix_seconds"] > summary["seconds"]["total"]
+
+
+def test_cli_predict_scores_and_explain_writes_evidence(predicted, tmp_path, capsys):
+    import yaml
+
+    from transferlab.cli import main
+    from transferlab.explain import EXPLANATIONS_FILE
+
+    out, _, _ = predicted
+    path = tmp_path / "predict.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    assert main(["predict", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "AUROC (negative)" in printed and "knn_source_acc" in printed
+    assert main(["explain", str(out)]) == 0
+    saved = json.loads((out / EXPLANATIONS_FILE).read_text())
+    assert all(row["cause"] == "concept shift" for row in saved["rows"] if "concept" in (row["source"], row["target"]))
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    import yaml
+
+    from transferlab.cli import main
+
+    assert main(["explain", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    path = tmp_path / "zero.yaml"
+    path.write_text(yaml.safe_dump({**CONFIG, "budgets": [0]}))
+    assert main(["predict", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "budget > 0" in err
+    assert not (tmp_path / "out").exists()

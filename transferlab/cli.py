@@ -8,6 +8,13 @@
     transferlab status RUN_DIR
     transferlab distances CONFIG.yaml [--out FILE.csv] [--which proxy_a,mmd2,...] [--seed S] [--unlabelled]
     transferlab report RUN_DIR
+    transferlab predict CONFIG.yaml [--out DIR] [--seeds N]
+    transferlab explain RUN_DIR
+
+``predict`` forecasts every pair of a config without training (:mod:`transferlab.predict`) into
+``results/<name>/`` (or ``--out``); run it again after ``run`` into the same folder and it also scores the
+forecast against the finished matrix. ``explain`` writes measured evidence for every ``negative`` row of a
+finished run (:mod:`transferlab.explain`); ``report`` shows both when they are there.
 
 ``run`` writes ``results/<name>/`` (relative to the current folder) unless ``--out`` says otherwise, and
 resumes: cells already recorded there are not run again (failed ones only with ``--retry-failed``). A config
@@ -151,6 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Build report.md/report.html and figures for a run folder.")
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.set_defaults(func=cmd_report)
+
+    predict = sub.add_parser("predict", help="forecast every pair's transfer without training",
+                             description="Cheap predictors of each pair's gain (distances, transferability "
+                                         "scores of a source model, trivial baselines), a ranked list of "
+                                         "sources per target with a help/hurt/unsure verdict; scored against "
+                                         "the matrix when the output folder holds it.")
+    predict.add_argument("config", metavar="CONFIG.yaml")
+    predict.add_argument("--out", metavar="DIR", help="output folder (default: results/<name>/, the run's)")
+    predict.add_argument("--seeds", type=_positive_int, metavar="N",
+                         help="use the first N of the config's seeds (default: all)")
+    predict.set_defaults(func=cmd_predict)
+
+    explain = sub.add_parser("explain", help="measured evidence for every negative-transfer row of a run",
+                             description="For each row flagged negative: class-prior shift (BBSE), relabelling "
+                                         "gap, domain classifier, per-class accuracy change vs the baseline; "
+                                         "writes RUN_DIR/explanations.json for the report.")
+    explain.add_argument("run_dir", metavar="RUN_DIR")
+    explain.set_defaults(func=cmd_explain)
     return parser
 
 
@@ -289,6 +314,58 @@ def cmd_report(args: argparse.Namespace) -> int:
             from None
     path = build_report(run_dir)
     print(f"report: {path}")
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from adapt.config import load_config
+    from adapt.plan import default_run_dir, plan_distances
+    from adapt.tables import format_table
+    from transferlab.predict import predict_matrix
+
+    config = load_config(args.config)
+    domains, pairs = plan_distances(config)
+    out = Path(args.out) if args.out else default_run_dir(config)
+    seeds = config.seeds[: args.seeds] if args.seeds else None
+    result = predict_matrix(config, domains, pairs, out, seeds=seeds)
+    table = result["table"]
+    cols = [("target", "target"), ("budget", "budget"), ("rank", "rank"), ("source", "source"),
+            ("predicted_gain", "predicted gain"), ("source_model_acc", "source model acc"),
+            ("target_only_acc", "target-only acc"), ("verdict", "verdict")]
+    print(format_table(table.to_dict("records"), cols))
+    print(f"predictors took {result['seconds']['total']:.1f} s; wrote {result['predictions']}")
+    evaluation = result["evaluation_table"]
+    if evaluation is not None:
+        cols = [("predictor", "predictor"), ("kind", "kind"), ("auroc", "AUROC (negative)"),
+                ("auroc_p_value", "p"), ("mean_tau_w", "mean tau_w"), ("tau_p_value", "p")]
+        print(format_table(evaluation.to_dict("records"), cols))
+        print(f"the matrix took {result.get('matrix_seconds')} s of cell time; wrote {result['evaluation']}")
+    else:
+        print(f"next: transferlab run {args.config} --out {out}, then predict again to score the forecast")
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from adapt.config import parse_config
+    from adapt.plan import plan_distances
+    from transferlab.explain import EXPLANATIONS_FILE, explain_run
+
+    run_dir = Path(args.run_dir)
+    info_path = run_dir / "run.json"
+    if not info_path.is_file():
+        raise TransferlabError(f"{run_dir}: not a run folder (no run.json); 'transferlab run CONFIG' creates one")
+    info = json.loads(info_path.read_text())
+    config = parse_config(dict(info.get("config") or {}), source=f"{info_path} (config)")
+    if info.get("config_path"):   # relative data paths resolve against the config's folder
+        config = dataclasses.replace(config, path=Path(info["config_path"]))
+    domains, _ = plan_distances(config)
+    entries = explain_run(run_dir, config, domains)
+    for e in entries:
+        print(f"{e['source']} -> {e['target']}, {e['method']}, budget {e['budget']}: {e['reading']}")
+    print(f"{len(entries)} negative row(s) explained; wrote {run_dir / EXPLANATIONS_FILE}")
     return EXIT_OK
 
 
