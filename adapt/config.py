@@ -184,6 +184,10 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
         raise TransferlabError(f"{where}: the config is empty; expected a mapping with at least 'name'")
     if not isinstance(raw, Mapping):
         raise TransferlabError(f"{where}: expected a YAML mapping at the top level, got {type(raw).__name__}")
+    bad_key = _non_string_key(raw, "")
+    if bad_key:
+        fail(bad_key[0] or "config", f"key {bad_key[1]!r} is not a string; YAML reads a bare null, true, false "
+                                     f"or number as one: quote it")
     unknown = sorted(set(map(str, raw)) - set(TOP_LEVEL_KEYS))
     if unknown:
         fail(unknown[0], f"unknown key; expected one of {list(TOP_LEVEL_KEYS)}")
@@ -224,6 +228,24 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
     return Config(name=name.strip(), data=data, domains=domains, pairs=pairs, methods=methods,
                   budgets=budgets, seeds=seeds, model=model, train=train, budget_policy=budget_policy,
                   path=path)
+
+
+def _non_string_key(value, where: str) -> tuple[str, Any] | None:
+    """The first mapping key anywhere in ``value`` that is not a string, as ``(field, key)`` (cell keys hash the
+    config as JSON, and a domain called ``null`` must not silently become ``None``)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return where, key
+            found = _non_string_key(item, f"{where}.{key}" if where else key)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _non_string_key(item, where)
+            if found:
+                return found
+    return None
 
 
 def resolve_domains(config: Config, available: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:

@@ -58,6 +58,8 @@ CASES = [
     ("data-path-absent", variant(data={"kind": "arrays"}), "data.path"),
     ("unknown-data-kind", variant(data={"kind": "imagenet"}), "data.kind"),
     ("unknown-data-key", variant(data__colour="red"), "data.colour"),
+    ("bare-null-domain-name", "name: x\ndata: {kind: shift, shifts: {base: {}, null: {}}}\nmethods: [finetune]\n",
+     "data.shifts"),
     ("bad-preprocess-step", variant(data={"kind": "arrays", "path": ".", "preprocess": ["l1", "pca"]}),
      "data.preprocess"),
     ("bad-test-fraction", variant(data__test_fraction=1.5), "data.test_fraction"),
