@@ -9,6 +9,9 @@ what existing cells mean is refused before anything is written, with one line na
 - the parameters of a method under a label the folder already has (``methods[dann]``);
 - the content fingerprint of a domain the folder already has (the data files changed on disk).
 
+A folder written before fingerprints existed has none to compare; its records (keyed without them) are never
+reused or reported as the current config's cells, and the run says so.
+
 The way out is a new ``--out`` folder, or ``--supersede``: the folder's question becomes the new config, the
 old records stay in ``cells/`` (their keys differ, so they are never reported as the new question's) and
 ``run.json``'s ``history`` says what was asked before and until when.
@@ -57,9 +60,9 @@ def question_differences(previous: Mapping, config: Mapping, fingerprints: Mappi
         if old_methods[label] != new_methods[label]:
             diffs.append(f"methods[{label}] parameters")
     old_prints = previous.get("fingerprints")
-    if not isinstance(old_prints, Mapping):
-        diffs.append("data fingerprints (not recorded: the folder was written by an older transferlab)")
-    else:
+    # A folder from before fingerprints: nothing to compare, and nothing to confuse either — its records' keys
+    # (record version 1) never equal a cell's key now, so they are kept as other records, never reused.
+    if isinstance(old_prints, Mapping):
         for name in sorted(set(old_prints) & set(fingerprints)):
             if old_prints[name] != fingerprints[name]:
                 diffs.append(f"data fingerprint of domain '{name}' (the data changed)")

@@ -136,6 +136,9 @@ def run_matrix(
     store = RunStore(out_dir if out_dir is not None else default_run_dir(config))
     previous = store.read_run() if store.run_file.is_file() else None
     superseded = check_same_question(store.root, previous, config.to_dict(), plan.fingerprints, supersede)
+    if previous and "fingerprints" not in previous:
+        log(f"note: {store.root} was written by an older transferlab (no data fingerprints): its records cannot "
+            f"be tied to the data, so they are kept but neither reused nor reported")
 
     resolved_device = resolve_device(config.train.get("device"), device)
     if executor == "local" and resolved_device.startswith("cuda"):

@@ -474,3 +474,27 @@ def test_a_worker_whose_data_changed_after_planning_fails_the_cell_instead_of_re
     out = ex._pool_task(cell, "cpu")
     assert out["status"] == "failed" and "changed on disk since the run was planned" in out["reason"]
     assert f"domain '{cell.source}'" in out["reason"]
+
+
+def test_a_folder_from_before_fingerprints_is_rerun_not_reused(workdir, capsys):
+    """Records keyed without fingerprints (record version 1) are never taken for the current cells."""
+    folder, cfg, out = workdir
+    info = json.loads((out / "run.json").read_text())
+    del info["fingerprints"]
+    (out / "run.json").write_text(json.dumps(info))
+    for path in (out / "cells").glob("*.json"):  # an old record: another key, no fingerprints
+        rec = json.loads(path.read_text())
+        rec.pop("data_fingerprints")
+        rec["key"], rec["compute_key"] = "0ld" + rec["key"][3:], "0ld" + rec["compute_key"][3:]
+        (out / "cells" / path.name).unlink()
+        (out / "cells" / f"{rec['key']}.json").write_text(json.dumps(rec))
+    old = {k: v for k, v in snapshot(out).items() if k.startswith("cells/")}
+    rc, stdout, err = run(["run", str(cfg), "--out", str(out), *INLINE], capsys)
+    assert rc == 0 and "2 computed now" in stdout and "0 already done" in stdout
+    assert "older transferlab (no data fingerprints)" in err
+    after = snapshot(out)
+    assert all(after[k] == v for k, v in old.items())
+    from analysis import load_results
+
+    with pytest.warns(UserWarning, match="2 record"):
+        assert len(load_results(out)) == 2
