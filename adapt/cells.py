@@ -4,8 +4,9 @@ A cell is one (source, target, method, seed, budget) with the model, training an
 that shape its result, and the content fingerprints of its source and target domains as loaded
 (:meth:`adapt.domains.Domain.fingerprint`). Its ``key`` (a hash of all of those, DomainBed-style) names its
 record file, so a rerun finds what is done — and a rerun on changed data finds nothing: new data, new keys.
-``compute_key`` drops what a method does not read: the ``scratch`` baseline never sees the source (nor its
-fingerprint), so its result is computed once per (target, seed, budget) and shared by every pair.
+``compute_key`` drops what a method does not read: the ``scratch`` and ``target-only`` baselines never see
+the source (nor its fingerprint), so their results are computed once per (target, seed, budget) and shared
+by every pair.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from .config import Config
+from .config import SOURCE_FREE_METHODS, Config
 
-RECORD_VERSION = 2  # 2: the domains' content fingerprints are part of a cell's identity
+# 2: the domains' content fingerprints are part of a cell's identity
+# 3: the fair protocol (one lr schedule for all, finetune's full target phase, convergence fields)
+RECORD_VERSION = 3
 # Settings that change how fast a cell runs, not its result: not part of its identity (adapt.features
 # promises identical records with and without its cache).
 SPEED_ONLY_TRAIN_KEYS = ("feature_cache",)
@@ -65,7 +68,7 @@ class Cell:
     @property
     def compute_key(self) -> str:
         """Hash of what the computation reads: equal for cells whose results must be identical."""
-        return _digest(self._identity(with_source=self.method_name != "scratch"))
+        return _digest(self._identity(with_source=self.method_name not in SOURCE_FREE_METHODS))
 
     @property
     def title(self) -> str:
@@ -78,7 +81,8 @@ def expand_cells(config: Config, pairs: list[tuple[str, str]], fingerprints: Map
 
     ``fingerprints`` maps domain name → content fingerprint (``adapt.plan`` passes the loaded domains'; a
     cell without them is keyed by the config alone). ``target_labels`` maps (target, seed, budget) → the
-    labelled target samples that budget gives. ``scratch`` needs target labels, so it has no cell at budget 0.
+    labelled target samples that budget gives. ``scratch`` and ``target-only``
+    need target labels, so they have no cell at budget 0.
     """
     data_identity = {k: v for k, v in config.data.items()}
     fingerprints = fingerprints or {}
@@ -87,7 +91,7 @@ def expand_cells(config: Config, pairs: list[tuple[str, str]], fingerprints: Map
     for source, target in pairs:
         for spec in config.methods:
             for budget in config.budgets:
-                if spec.name == "scratch" and budget == 0:
+                if spec.name in SOURCE_FREE_METHODS and budget == 0:
                     continue
                 for seed in config.seeds:
                     cells.append(Cell(

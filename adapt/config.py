@@ -72,6 +72,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "eval_every": 50,
     "selection": "last",
+    "lr_schedule": "constant",
     "augment": False,
     "amp": True,
     "device": "auto",
@@ -83,7 +84,9 @@ TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", 
 SELECTION_RULES = ("last", "im", "snd", "entropy")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
-METHOD_NAMES = ("finetune", "dann", "coral", "coral-closed", "scratch")
+METHOD_NAMES = ("finetune", "dann", "coral", "coral-closed", "scratch", "target-only")
+# methods trained on target labels only: no cell at budget 0, one result per (target, seed, budget)
+SOURCE_FREE_METHODS = ("scratch", "target-only")
 
 
 @dataclass(frozen=True)
@@ -223,8 +226,9 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
             missing = sorted({d for p in pairs for d in p} - set(domains))
             if missing:
                 fail("pairs", f"names domain {missing[0]!r}, which is not in 'domains' {domains}")
-    if budgets == [0] and any(m.name == "scratch" for m in methods):
-        fail("methods", "'scratch' trains on target labels only and needs a budget > 0 in 'budgets'")
+    source_free = [m.name for m in methods if m.name in SOURCE_FREE_METHODS]
+    if budgets == [0] and source_free:
+        fail("methods", f"{source_free[0]!r} trains on target labels only and needs a budget > 0 in 'budgets'")
     return Config(name=name.strip(), data=data, domains=domains, pairs=pairs, methods=methods,
                   budgets=budgets, seeds=seeds, model=model, train=train, budget_policy=budget_policy,
                   path=path)
@@ -478,11 +482,10 @@ def _parse_train(train, fail) -> dict:
             fail("train.source_fraction", f"expected a number in [0, 1], got {out['source_fraction']!r}")
         out["source_fraction"] = sf
     if out.get("lr_schedule") is not None:
-        from .train import LR_SCHEDULES  # the trainer owns the schedule names: one list, read from there
+        from .schedules import LR_SCHEDULES  # the trainer owns the schedule names: one list, read from there
 
         if out["lr_schedule"] not in LR_SCHEDULES:
-            names = [n for n in LR_SCHEDULES if n is not None]
-            fail("train.lr_schedule", f"expected one of {names}, got {out['lr_schedule']!r}")
+            fail("train.lr_schedule", f"expected one of {list(LR_SCHEDULES)}, got {out['lr_schedule']!r}")
     for key in ("augment", "amp", "flip"):
         if key in out and not isinstance(out[key], bool):
             fail(f"train.{key}", f"expected true or false, got {out[key]!r}")

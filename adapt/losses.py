@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .schedules import anneal_factor
+
 
 # ------------------------------------------------------------------------------------------- schedules
 def dann_lambda(progress: float, gamma: float = 10.0) -> float:
@@ -27,8 +29,10 @@ def dann_lambda(progress: float, gamma: float = 10.0) -> float:
 
 
 def dann_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:
-    r"""Learning-rate annealing :math:`\mu_p / \mu_0 = 1 / (1 + \alpha p)^\beta` (Ganin et al. 2016, §5.2.2)."""
-    return 1.0 / (1.0 + alpha * progress) ** beta
+    r"""Learning-rate annealing :math:`\mu_p / \mu_0 = 1 / (1 + \alpha p)^\beta` (Ganin et al. 2016, §5.2.2).
+
+    Used only as ``train.lr_schedule: anneal`` (:mod:`adapt.schedules`), for every method of a run alike."""
+    return anneal_factor(progress, alpha, beta)
 
 
 # ------------------------------------------------------------------------------------------- GRL

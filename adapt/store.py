@@ -23,6 +23,10 @@ A record is plain JSON (never pickle). Fields every record has:
 ``curves``, ``params``    what the trainer reports (training curves as lists; trainable parameter count…)
 ``outcomes``              per test example: target index, predicted and true label (``adapt.outcomes``;
                           compact; absent in records written before it existed)
+``converged``             whether every training phase ended on a plateau (``True`` for closed-form fits);
+``convergence_reason``    ``None`` or why not, e.g. "phase 'target': training loss still falling (−18% …)";
+``convergence``           per phase ``rel_drop, loss_falling, acc_from, acc_to, acc_climbing, converged, …``
+                          (:mod:`adapt.convergence`)
 ``shared_from``           key of the cell whose computation this record reuses (``None`` if its own)
 ``finished_at``           UTC ISO timestamp; ``worker`` says which host/process computed it
 ========================= ===================================================================================

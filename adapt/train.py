@@ -9,19 +9,31 @@ Protocol (every method, so results pair up by seed):
 - One seed ⇒ one initial model for every method: torch is seeded with ``stable_seed("init", seed)`` right
   before the model is built (method-specific modules such as a discriminator are built after, from their own
   seed). Batches come from a generator seeded by the seed only. Deterministic on CPU.
-- Every method runs ``train.steps`` optimisation steps in total (finetune splits them between phases, see
-  :mod:`adapt.methods.finetune`); each step reads a source batch and/or a labelled-target batch and/or an
-  unlabelled-target batch of ``train.batch_size`` (the labelled batch is at most the labelled set).
-- Loss terms are accumulated on the device and read back only at eval points (every ``train.eval_every``
-  steps and at the end of each phase), where the curves get one point each: the window mean of every loss term, the
-  adaptation weight ``lambda``, the ``lr``, and ``target_labelled_acc`` (accuracy on the labelled target
-  subset, training data — never the test split). On CPU the divergence guard also checks every step.
+- Every method takes ``train.steps`` steps that read the labelled target subset when the budget is > 0 (joint
+  methods in their one phase; ``scratch``/``target-only`` in a target phase; ``finetune`` in a target phase
+  after its source phase, see :mod:`adapt.methods.finetune`). Each step reads a source batch and/or a
+  labelled-target batch and/or an unlabelled-target batch of ``train.batch_size`` (the labelled batch is at
+  most the labelled set).
+- One optimisation protocol: every phase starts a fresh optimiser and runs ``train.lr_schedule``
+  (:mod:`adapt.schedules`) over its own steps, for every method alike — no method has a schedule of its own.
+- What a method adds lives in its own file (:mod:`adapt.methods`); a method whose fitting differs overrides the
+  :meth:`~adapt.methods.base.Method.fit_cell` hook, which gets a :class:`CellRun`. This loop names no method.
+- Loss terms (and a method's ``monitors``, e.g. DANN's ``disc_acc``) are accumulated on the device and read
+  back only at eval points (every ``train.eval_every`` steps and at the end of each phase), where the curves
+  get one point each: the window mean of every loss term and monitor, the adaptation weight ``lambda``, the
+  ``lr``, and ``target_labelled_acc`` (accuracy on the labelled target subset, training data — never the test
+  split). On CPU the divergence guard also checks every step.
+- Convergence (:mod:`adapt.convergence`): per phase, whether the classification loss was still falling over
+  the last 20% of steps and whether labelled-target accuracy was still rising; the record carries
+  ``converged``, ``convergence_reason`` and ``convergence``.
 - Divergence: a non-finite loss term, or a classification loss above ``DIVERGENCE_LIMIT`` (a sane
   cross-entropy is O(log K)), ends the run with ``status: "failed"`` and a reason such as
   ``"diverged at step 123 (loss_domain=nan)"``.
 - Model selection (``train.selection``, see :mod:`adapt.validators`): ``last`` or a label-free validator on
-  the unlabelled target pool at eval points. ``scratch`` selects its step count on a held-out part of the
-  labelled subset instead (see :mod:`adapt.methods.scratch`).
+  the unlabelled target pool at eval points — only at eval points of phases that read target labels, when the
+  budget is > 0 (a "budget 3" result never comes from a model that had not seen the labels).
+- Guards (as the config loader's): a transductive target only with budget 0; a budget above a class's
+  labelled pool is an error, not a silent cap.
 - Device: ``train.device`` (``auto``: CUDA when available). On CUDA with ``train.amp`` the forward runs under
   bf16 autocast (fp16 + grad scaling where bf16 is unsupported); array domains up to ``MAX_DEVICE_BYTES`` live
   on the device and batches are drawn by index there. Optional image augmentation (``train.augment``): random
@@ -37,8 +49,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -47,18 +58,18 @@ from torch.nn import functional as F
 from .cells import Cell
 from .config import DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS
 from . import features
+from .convergence import phase_convergence, probe_step, summarize
 from .domains.base import Domain, stable_seed
-from .losses import dann_lr_factor
 from .methods import METHODS
 from .methods.base import Method, Phase
 from .models import Classifier, build_model
 from .outcomes import encode_outcomes
+from .schedules import LR_SCHEDULES, lr_factor_fn  # noqa: F401 - LR_SCHEDULES re-exported
 from .validators import Selector
 
 DIVERGENCE_LIMIT = 1e4
 MAX_DEVICE_BYTES = 2 * 1024**3
 EVAL_BATCH = 1024
-LR_SCHEDULES = (None, "method", "constant", "anneal", "cosine")
 CLS_TERMS = ("loss_cls", "loss_cls_target")
 
 
@@ -167,6 +178,7 @@ class _Problem:
     X_unl: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    lab_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # into the target's X
     test_index: np.ndarray | None = None  # target indices of the test split, for the record's outcomes
     given_test: bool = False
     # where each array came from: name -> (the whole domain array, row indices), so frozen-prefix features are
@@ -178,8 +190,9 @@ class _Problem:
 def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = None) -> dict:
     """Train and evaluate one cell; returns its record (see the module docstring and README).
 
-    ``device`` overrides ``cell.train['device']``. A diverging run returns ``status: "failed"``; other errors
-    propagate to the caller.
+    ``device`` overrides ``cell.train['device']``. The protocol guards of the config loader hold here too
+    (``ValueError``): a transductive target with budget > 0, a budget above the labelled pool of a class, a
+    source-free method at budget 0. A diverging run returns ``status: "failed"``; other errors propagate.
     """
     t0 = time.perf_counter()
     if cell.method_name not in METHODS:
@@ -189,13 +202,15 @@ def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = No
     tcfg = {**TRAIN_DEFAULTS, **(cell.train or {})}
     mcfg = {**copy.deepcopy(MODEL_DEFAULTS), **copy.deepcopy(cell.model or {})}
     dcfg = {**DATA_DEFAULTS, **(cell.data or {})}
-    if tcfg.get("lr_schedule") not in LR_SCHEDULES:
-        raise ValueError(f"train.lr_schedule: expected one of {list(LR_SCHEDULES[1:])}, got {tcfg['lr_schedule']!r}")
+    lr_factor_fn(tcfg.get("lr_schedule"))  # an unknown schedule fails before any training
     dev = resolve_device(device if device is not None else tcfg.get("device", "auto"))
     if cell.budget < 0:
         raise ValueError(f"budget must be >= 0, got {cell.budget}")
-    if cell.method_name == "scratch" and cell.budget == 0:
-        raise ValueError("scratch trains on target labels only and needs a budget > 0")
+    if not method_cls.uses_source and cell.budget == 0:
+        raise ValueError(f"{cell.method_name} trains on target labels only and needs a budget > 0")
+    if dcfg.get("transductive") and cell.budget > 0:
+        raise ValueError(f"data.transductive: the transductive protocol is unsupervised (its test samples are "
+                         f"the training pool): it needs budget 0, got {cell.budget}")
     problem = _make_problem(cell, source, target, dcfg)
 
     record: dict = {
@@ -206,12 +221,12 @@ def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = No
         "n_target_labelled": int(len(problem.X_lab)), "n_target_unlabelled": int(len(problem.X_unl)),
         "n_test": int(len(problem.X_test)), "n_classes": int(problem.n_classes),
         "selection": tcfg["selection"], "selected_step": None, "params": params, "curves": {},
+        "lr_schedule": tcfg.get("lr_schedule") or "constant",
+        "converged": None, "convergence_reason": None, "convergence": {},
     }
-    if getattr(method_cls, "closed_form", False):
-        out = _run_coral_closed(cell, problem, params, mcfg, tcfg, dev)
-    else:
-        out = _run_trained(cell, problem, method_cls, params, mcfg, tcfg, dev)
-    record.update(out)
+    run = CellRun(cell=cell, problem=problem, params=params, model_cfg=mcfg, train_cfg=tcfg, device=dev,
+                  method_cls=method_cls)
+    record.update(method_cls.fit_cell(run))
     record["wall_time"] = round(time.perf_counter() - t0, 3)
     return record
 
@@ -224,6 +239,15 @@ def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Pr
                          f"{target.input_shape}")
     split = target.split(cell.seed, dcfg["test_fraction"], dcfg["transductive"])
     lab = target.labelled_subset(split, cell.budget, cell.seed)
+    if cell.budget > 0:
+        pool = np.bincount(np.asarray(target.y[split.train], dtype=np.int64), minlength=target.n_classes)
+        short = [c for c in target.classes_present() if pool[c] < cell.budget]
+        # a smaller subset is accepted only when the plan capped it on purpose (budget_policy: cap) and said so
+        if short and cell.target_labels != len(lab):
+            c = int(short[0])
+            raise ValueError(f"budget {cell.budget} labels per class is more than target {target.name!r} has: "
+                             f"class {target.class_names[c]!r} has {int(pool[c])} samples in its training split "
+                             f"(seed {cell.seed}); lower the budget or set budget_policy: cap")
     _, _, X_test, y_test = target.train_test(split)
     if source.name == target.name:  # never the target's test samples
         Xs, ys = target.X[split.train], target.y[split.train]
@@ -237,8 +261,8 @@ def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Pr
     return _Problem(kind=target.kind, input_shape=tuple(target.input_shape),
                     n_classes=max(source.n_classes, target.n_classes), Xs=Xs, ys=ys,
                     X_lab=target.X[lab], y_lab=target.y[lab], X_unl=target.X[split.train],
-                    X_test=X_test, y_test=y_test, test_index=split.test, given_test=split.given_test,
-                    origins=origins)
+                    X_test=X_test, y_test=y_test, lab_index=np.asarray(lab, np.int64),
+                    test_index=split.test, given_test=split.given_test, origins=origins)
 
 
 def init_model(mcfg: dict, kind: str, input_shape, n_classes: int, seed: int) -> Classifier:
@@ -247,53 +271,68 @@ def init_model(mcfg: dict, kind: str, input_shape, n_classes: int, seed: int) ->
     return build_model(mcfg, kind, input_shape, n_classes)
 
 
-def _build(cell: Cell, problem: _Problem, method_cls: type[Method], params: dict, mcfg: dict,
-           dev: torch.device) -> tuple[Classifier, Method]:
-    if not method_cls.uses_source:  # scratch: the same architecture, random weights
-        mcfg = {**mcfg, "pretrained": False, "weights": None}
-    model = init_model(mcfg, problem.kind, problem.input_shape, problem.n_classes, cell.seed)
-    torch.manual_seed(stable_seed("method-init", cell.seed, method_cls.name))
-    method = method_cls(params, model.feature_dim, problem.n_classes)
-    model.to(dev)
-    method.modules.to(dev)
-    return model, method
+@dataclass
+class CellRun:
+    """One cell's training context, handed to a method's :meth:`~adapt.methods.base.Method.fit_cell` hook.
 
+    ``build`` gives the initial model (the same for every method of a seed; random weights for methods with
+    ``random_init``) and the method object; ``fit`` runs phases through the one loop; ``finish`` evaluates
+    once on the target test split and adds the convergence fields.
+    """
 
-def _run_trained(cell, problem, method_cls, params, mcfg, tcfg, dev) -> dict:
-    model, method = _build(cell, problem, method_cls, params, mcfg, dev)
-    steps = int(tcfg["steps"])
-    out: dict = {"model_info": model.info}
-    if method_cls.name == "scratch" and params["early_stopping"]:
-        hold = _holdout(problem.y_lab, params["holdout"], cell.seed)
-        if len(hold):
-            keep = np.setdiff1d(np.arange(len(problem.y_lab)), hold)
-            init_state = _snapshot(model, method)
-            search = replace(problem, X_lab=problem.X_lab[keep], y_lab=problem.y_lab[keep])
-            holdout = (problem.X_lab[hold], problem.y_lab[hold])
-            res = _fit(model, method, method.phases(steps, cell.budget, tcfg), search, tcfg, dev, cell.seed,
-                       rule="last", holdout=holdout)
-            if res["status"] != "ok":
-                return {**_result_fields(res), "model_info": model.info}
-            acc = np.asarray(res["holdout_acc"], dtype=float)
-            best = int(np.flatnonzero(acc == acc.max())[-1])
-            chosen = int(res["curves"]["step"][best])
-            out["early_stopping"] = {"step": res["curves"]["step"], "holdout_acc": res["holdout_acc"],
-                                     "chosen_steps": chosen, "n_holdout": int(len(hold))}
-            _restore(model, method, init_state)
-            res = _fit(model, method, method.phases(chosen, cell.budget, tcfg), problem, tcfg, dev, cell.seed,
-                       rule="last")
-            # steps chosen by accuracy on the held-out labelled samples, then retrained on all of them
-            res["selection"] = "holdout"
-            res["selected_step"] = chosen
-            return {**out, **_result_fields(res), **_final_eval(model, problem, dev, method_cls, res, tcfg)}
-        out["early_stopping"] = {"chosen_steps": steps, "note": "budget too small to hold out: all steps used"}
-    res = _fit(model, method, method.phases(steps, cell.budget, tcfg), problem, tcfg, dev, cell.seed,
-               rule=tcfg["selection"])
-    return {**out, **_result_fields(res), **_final_eval(model, problem, dev, method_cls, res, tcfg)}
+    cell: Cell
+    problem: _Problem
+    params: dict
+    model_cfg: dict
+    train_cfg: dict
+    device: torch.device
+    method_cls: type[Method]
+
+    @property
+    def steps(self) -> int:
+        return int(self.train_cfg["steps"])
+
+    @property
+    def budget(self) -> int:
+        return int(self.cell.budget)
+
+    def with_problem(self, problem: _Problem, model_cfg: dict | None = None) -> CellRun:
+        return replace(self, problem=problem, model_cfg=self.model_cfg if model_cfg is None else model_cfg)
+
+    def initial_model(self, model_cfg: dict | None = None) -> Classifier:
+        mcfg = dict(self.model_cfg if model_cfg is None else model_cfg)
+        if self.method_cls.random_init:  # the same architecture, random weights
+            mcfg.update(pretrained=False, weights=None)
+        p = self.problem
+        return init_model(mcfg, p.kind, p.input_shape, p.n_classes, self.cell.seed).to(self.device)
+
+    def build(self) -> tuple[Classifier, Method]:
+        model = self.initial_model()
+        torch.manual_seed(stable_seed("method-init", self.cell.seed, self.method_cls.name))
+        method = self.method_cls(self.params, model.feature_dim, self.problem.n_classes)
+        method.modules.to(self.device)
+        return model, method
+
+    def fit(self, model: Classifier, method: Method, phases: list[Phase], problem: _Problem | None = None,
+            rule: str | None = None, holdout=None) -> dict:
+        rule = self.train_cfg["selection"] if rule is None else rule
+        return _fit(model, method, phases, problem or self.problem, self.train_cfg, self.device, self.cell.seed,
+                    rule=rule, holdout=holdout)
+
+    def finish(self, model: Classifier, method: Method, res: dict) -> dict:
+        out = {"model_info": model.info, **_result_fields(res)}
+        if res["status"] != "ok":
+            return {**out, "converged": False, "convergence_reason": f"no result: {res['reason']}"}
+        converged, reason = summarize(res.get("convergence", {}))
+        out.update(converged=converged, convergence_reason=reason)
+        return {**out, **_final_eval(model, self.problem, self.device, type(method), res, self.train_cfg)}
+
+    def features(self, model: Classifier, X) -> np.ndarray:
+        return _features(model, X, self.problem.kind, self.device)
 
 
 def _result_fields(res: dict) -> dict:
-    keys = ("status", "reason", "steps", "curves", "selection", "selected_step", "phases")
+    keys = ("status", "reason", "steps", "curves", "selection", "selected_step", "phases", "convergence")
     return {k: res[k] for k in keys if k in res}
 
 
@@ -336,29 +375,14 @@ def _input(problem: _Problem, name: str, depth: int, model: Classifier, tcfg: di
     return _Data.prefix_view(feats[torch.as_tensor(rows, dtype=torch.long)], depth, dev)
 
 
-def _holdout(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Stratified held-out positions in the labelled subset (≥1 per class with ≥2, never a whole class)."""
-    if fraction <= 0:
-        return np.array([], dtype=np.int64)
-    rng = np.random.default_rng(stable_seed("holdout", seed))
-    out = []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        if len(members) < 2:
-            continue
-        k = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
-        out.append(rng.permutation(members)[:k])
-    return np.sort(np.concatenate(out)) if out else np.array([], dtype=np.int64)
-
-
-def _snapshot(model, method) -> tuple[dict, dict]:
-    return ({k: v.detach().clone() for k, v in model.state_dict().items()},
-            {k: v.detach().clone() for k, v in method.modules.state_dict().items()})
-
-
-def _restore(model, method, state) -> None:
-    model.load_state_dict(state[0])
-    method.modules.load_state_dict(state[1])
+@torch.no_grad()
+def _features(model: Classifier, X, kind: str, dev: torch.device) -> np.ndarray:
+    """Backbone features of ``X`` (eval mode), as a float32 array."""
+    model.eval()
+    data = _Data(X, kind, dev)
+    outs = [model.backbone(data.take(torch.arange(s, min(s + EVAL_BATCH, data.n)))).float().cpu()
+            for s in range(0, data.n, EVAL_BATCH)]
+    return torch.cat(outs).numpy() if outs else np.zeros((0, model.feature_dim), np.float32)
 
 
 # ---------------------------------------------------------------------------------------------- loop
@@ -367,17 +391,6 @@ def _autocast(dev: torch.device, enabled: bool):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype), dtype
     return torch.autocast(dev.type, enabled=False), None
-
-
-def _lr_factor_fn(tcfg: dict, method: Method) -> Callable[[float], float]:
-    schedule = tcfg.get("lr_schedule")
-    if schedule in (None, "method"):
-        return method.lr_factor
-    if schedule == "constant":
-        return lambda p: 1.0
-    if schedule == "anneal":
-        return dann_lr_factor
-    return lambda p: 0.5 * (1.0 + math.cos(math.pi * p))
 
 
 def _optimizer(model: Classifier, method: Method, tcfg: dict) -> torch.optim.Optimizer:
@@ -432,8 +445,11 @@ def _diverged(values: dict[str, float]) -> str | None:
 
 def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Problem, tcfg: dict,
          dev: torch.device, seed: int, rule: str = "last", holdout=None) -> dict:
-    """Run ``phases``; returns status/reason/steps/curves/selection (the model is left as selected)."""
-    total = sum(p.steps for p in phases)
+    """Run ``phases``; returns status/reason/steps/curves/selection/convergence (the model is left as selected).
+
+    Each phase gets a fresh optimiser and the run's lr schedule over its own steps. Label-free selection
+    (``rule`` other than ``last``) only considers checkpoints of phases that read target labels, when any do.
+    """
     text = problem.kind == "text"
     sample_dev = torch.device("cpu") if text else dev
     gen = torch.Generator(device=sample_dev)
@@ -455,15 +471,17 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
     amp = bool(tcfg.get("amp")) and dev.type == "cuda"
     autocast, amp_dtype = _autocast(dev, amp)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    lr_factor = _lr_factor_fn(tcfg, method)
+    lr_factor = lr_factor_fn(tcfg.get("lr_schedule"))
     eval_every = int(tcfg.get("eval_every", 50))
     grad_clip = tcfg.get("grad_clip")
     check_each_step = dev.type == "cpu"
     selector = Selector(rule) if rule != "last" else None
+    labelled_phases = s_lab is not None and any(p.target_labelled for p in phases)
     hold_data = _Data(holdout[0], problem.kind, dev) if holdout is not None else None
 
     curves: dict[str, list] = {"step": []}
     holdout_acc: list[float] = []
+    convergence: dict[str, dict] = {}
     sums: dict[str, torch.Tensor] = {}
     window = 0
     best = (-math.inf, None, None)  # score, step, state
@@ -471,12 +489,12 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
     step = 0
     model.train()
     method.modules.train()
+    phase_info = [{"name": p.name, "steps": p.steps, "freeze": p.freeze} for p in phases]
 
     def fail(at: int, what: str) -> dict:
         return {"status": "failed", "reason": f"diverged at step {at} ({what})", "steps": at, "curves": curves,
-                "selection": rule, "selected_step": None, "phases": phase_info}
+                "selection": rule, "selected_step": None, "phases": phase_info, "convergence": convergence}
 
-    phase_info = [{"name": p.name, "steps": p.steps, "freeze": p.freeze} for p in phases]
     raw = (src, lab, unl)
     depth = 0
     untouched = len(model.blocks)  # leading blocks no phase has trained yet (still the initial weights)
@@ -491,9 +509,13 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
         untouched = min(untouched, frozen)
         opt = _optimizer(model, method, tcfg)
         use_lab = phase.target_labelled and s_lab is not None
+        selectable = use_lab or not labelled_phases
         phase_end = step + phase.steps
-        for _ in range(phase.steps):
-            progress = step / max(total, 1)
+        probe = probe_step(phase.steps)
+        cls_trace = torch.zeros(phase.steps, device=dev)  # one classification loss per step, for convergence
+        acc_probe = None
+        for i_phase in range(phase.steps):
+            progress = i_phase / phase.steps
             factor = lr_factor(progress)
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * factor
@@ -545,7 +567,9 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
             else:
                 opt.step()
             step += 1
-            for name, value in terms.items():
+            cls_trace[i_phase] = sum(terms[k].detach().float() for k in CLS_TERMS if k in terms)
+            logged = {**terms, **(method.monitors() if phase.target_unlabelled else {})}
+            for name, value in logged.items():
                 v = value.detach().float()
                 sums[name] = sums[name] + v if name in sums else v
             window += 1
@@ -556,6 +580,8 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
             else:
                 nonfinite = ~torch.isfinite(loss.detach())
                 first_bad = torch.where(nonfinite & (first_bad < 0), torch.full_like(first_bad, step), first_bad)
+            if use_lab and i_phase + 1 == probe and phase.steps > 1:
+                acc_probe = _accuracy(model, lab, problem.y_lab, dev, amp)
             if step % eval_every == 0 or step == phase_end:
                 names = list(sums)
                 means = (torch.stack([sums[n] for n in names]) / window).tolist() if names else []
@@ -565,21 +591,26 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
                     at = int(first_bad) if not check_each_step else step
                     return fail(at if at > 0 else step, bad)
                 _log_point(curves, step, values, method.scalars(progress), opt.param_groups[-1]["lr"])
-                curves.setdefault("target_labelled_acc", [None] * (len(curves["step"]) - 1)).append(
-                    _accuracy(model, lab, problem.y_lab, dev, amp) if lab.n else None)
+                lab_acc = _accuracy(model, lab, problem.y_lab, dev, amp) if lab.n else None
+                curves.setdefault("target_labelled_acc", [None] * (len(curves["step"]) - 1)).append(lab_acc)
                 if hold_data is not None:
                     holdout_acc.append(_accuracy(model, hold_data, holdout[1], dev, amp))
-                if selector is not None:
+                if selector is not None and selectable:
                     score = selector.score(_predict(model, unl, dev, amp))
-                    curves.setdefault(f"score_{rule}", []).append(round(score, 6))
+                    curves.setdefault(f"score_{rule}", [None] * (len(curves["step"]) - 1)).append(round(score, 6))
                     if score > best[0]:
                         best = (score, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+                elif selector is not None:
+                    curves.setdefault(f"score_{rule}", [None] * (len(curves["step"]) - 1)).append(None)
                 sums, window = {}, 0
+        acc_end = _accuracy(model, lab, problem.y_lab, dev, amp) if use_lab else None
+        convergence[phase.name] = phase_convergence(cls_trace.tolist(), acc_probe, acc_end,
+                                                    lab.n if use_lab else 0)
     if selector is not None and best[2] is not None:
         model.load_state_dict(best[2])
     res = {"status": "ok", "reason": None, "steps": step, "curves": curves, "phases": phase_info,
            "selection": rule, "selected_step": best[1] if selector is not None else step, "prefix_depth": depth,
-           "prefix_persist": depth <= untouched}
+           "prefix_persist": depth <= untouched, "convergence": convergence}
     if holdout is not None:
         res["holdout_acc"] = holdout_acc
     return res
@@ -594,80 +625,3 @@ def _log_point(curves: dict, step: int, values: dict, scalars: dict, lr: float) 
     tracked = {k for k in curves if k != "step" and k != "target_labelled_acc" and not k.startswith("score_")}
     for name in sorted(tracked | set(row)):
         curves.setdefault(name, [None] * n).append(row.get(name))
-
-# ---------------------------------------------------------------------------------------------- CORAL
-def _run_coral_closed(cell, problem, params, mcfg, tcfg, dev) -> dict:
-    """Closed-form CORAL: re-colour the source representation, then fit the classifier on it."""
-    method = METHODS["coral-closed"](params, 0, problem.n_classes)
-    rep = method.representation(mcfg.get("backbone", "mlp"))
-    info: dict = {"coral_on": rep}
-    if rep == "input":
-        if problem.kind == "text":
-            raise ValueError("coral-closed on: input cannot read text; use on: features with an hf backbone")
-        as_float = _as_float_array
-        shape = problem.input_shape
-        xs = as_float(problem.Xs).reshape(len(problem.Xs), -1)
-        xt = as_float(problem.X_unl).reshape(len(problem.X_unl), -1)
-        new = replace(problem, Xs=method.transform(xs, xt).reshape((-1, *shape)),
-                      X_lab=as_float(problem.X_lab), X_unl=as_float(problem.X_unl), X_test=as_float(problem.X_test))
-        model_cfg = mcfg
-    else:
-        base = init_model(mcfg, problem.kind, problem.input_shape, problem.n_classes, cell.seed).to(dev)
-        info["model_info"] = base.info
-        feats = {k: _features(base, getattr(problem, k), problem.kind, dev)
-                 for k in ("Xs", "X_lab", "X_unl", "X_test")}
-        new = replace(problem, kind="vector", input_shape=(base.feature_dim,),
-                      Xs=method.transform(feats["Xs"], feats["X_unl"]), X_lab=feats["X_lab"],
-                      X_unl=feats["X_unl"], X_test=feats["X_test"])
-        model_cfg = {"backbone": "mlp", "hidden": []}
-    if params["classifier"] != "head":
-        return {**info, **_fit_sklearn(new, params), "selection": "none (closed-form fit)", "selected_step": None}
-    res = _run_trained(cell, new, METHODS["coral-closed"], params, model_cfg, tcfg, dev)
-    res.setdefault("model_info", {})
-    return {**res, **info}
-
-
-def _as_float_array(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X)
-    return X.astype(np.float32) / 255.0 if X.dtype == np.uint8 else X.astype(np.float32)
-
-
-@torch.no_grad()
-def _features(model: Classifier, X, kind: str, dev: torch.device) -> np.ndarray:
-    model.eval()
-    data = _Data(X, kind, dev)
-    outs = [model.backbone(data.take(torch.arange(s, min(s + EVAL_BATCH, data.n)))).float().cpu()
-            for s in range(0, data.n, EVAL_BATCH)]
-    return torch.cat(outs).numpy() if outs else np.zeros((0, model.feature_dim), np.float32)
-
-
-def _fit_sklearn(problem: _Problem, params: dict) -> dict:
-    """A linear SVM (libsvm, one-vs-one) or logistic regression on the (re-coloured) source + labelled target."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.svm import SVC
-
-    from .methods.coral_closed import C_GRID
-
-    d = int(np.prod(problem.Xs.shape[1:]))
-    X = np.concatenate([problem.Xs.reshape(-1, d), np.asarray(problem.X_lab, dtype=np.float32).reshape(-1, d)])
-    y = np.concatenate([problem.ys, problem.y_lab]).astype(np.int64)
-
-    def make(c: float):
-        if params["classifier"] == "svm":
-            return SVC(kernel="linear", C=c)
-        return LogisticRegression(C=c, max_iter=5000)
-
-    c = params["C"]
-    cv_scores = None
-    if c == "cv":
-        folds = StratifiedKFold(2, shuffle=True, random_state=0)
-        cv_scores = [float(cross_val_score(make(g), X, y, cv=folds).mean()) for g in C_GRID]
-        c = C_GRID[int(np.argmax(cv_scores))]
-    clf = make(c).fit(X, y)
-    pred = clf.predict(problem.X_test.reshape(-1, d))
-    acc = float((pred == problem.y_test).mean())
-    src = float((clf.predict(X[: len(problem.Xs)]) == problem.ys).mean())
-    return {"accuracy": acc, "source_accuracy": src, "steps": 0, "status": "ok", "reason": None, "curves": {},
-            **_outcomes(problem, pred),
-            "classifier": {"name": params["classifier"], "C": c, "cv_scores": cv_scores}}

@@ -23,6 +23,7 @@ from adapt.errors import TransferlabError
 from adapt.store import flatten_record
 
 KEY_COLUMNS = ("source", "target", "method", "seed", "budget", "accuracy", "status")
+CONVERGENCE_COLUMNS = ("converged", "convergence_reason")
 SORT_COLUMNS = ["source", "target", "method", "budget", "seed", "cell_id"]
 
 
@@ -100,6 +101,10 @@ def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame
         field, flattened as ``adapt.store.flatten_record`` does for ``results.parquet``: nested dicts become
         dotted names (``params.lr``), lists JSON text; ``curves`` and ``traceback`` are left out (see
         :func:`load_curves`). Rows sorted by ``source, target, method, budget, seed, cell_id``.
+        ``converged`` (bool) and ``convergence_reason`` (str or None) are always present: records written
+        before convergence was measured count as converged with no reason; the per-phase measurements are
+        the ``convergence.<phase>.<field>`` columns (``rel_drop``, ``acc_climbing``, … see
+        :mod:`adapt.convergence`).
 
     Raises
     ------
@@ -127,6 +132,13 @@ def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame
     for col in KEY_COLUMNS:
         if col not in frame.columns:
             frame[col] = np.nan
+    if "converged" not in frame.columns:
+        frame["converged"] = True
+    frame["converged"] = frame["converged"].map(lambda v: True if v is None or v != v else bool(v)).astype(bool)
+    if "convergence_reason" not in frame.columns:
+        frame["convergence_reason"] = None
+    frame["convergence_reason"] = frame["convergence_reason"].astype(object).where(
+        frame["convergence_reason"].notna(), None)
     rest = [c for c in frame.columns if c not in KEY_COLUMNS and c != "cell_id"]
     out = _sorted(frame[[*KEY_COLUMNS, "cell_id", *rest]])
     out.attrs["other_records"] = others

@@ -175,7 +175,7 @@ class _DannBench:
         self.ys = torch.from_numpy(ys.astype(np.int64)).to(dev)
         self.Xu = torch.from_numpy(np.ascontiguousarray(Xt[split.train])).to(dev)
         self.mcfg = {"backbone": args.backbone, "pretrained": False}
-        self.params = {"lambda_schedule": False, "lr_anneal": False, "disc_hidden": args.disc_hidden}
+        self.params = {"lambda_schedule": False, "disc_hidden": args.disc_hidden}
         self.amp = dev.type == "cuda" and not args.no_amp
         self.amp_dtype = (torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported()
                           else torch.float16)

@@ -26,7 +26,7 @@ Same math in every loop: backbone ``Linear(d, 256) → ReLU``, head ``Linear(256
 (w = 100, transferlab's default); Adam (lr 1e-3, weight decay 5e-4) on every parameter; batch 64 source +
 64 unlabelled target, drawn by the same epoch-wise permutation sampler from the same seeded generator as
 transferlab's loop, so all loops see the same batches. transferlab runs with ``lambda_schedule: false`` and
-``lr_anneal: false`` (constant λ and lr, so the other loops need no schedule). Initial weights are
+its default ``lr_schedule: constant`` (constant λ and lr, so the other loops need no schedule). Initial weights are
 transferlab's (``adapt.train.init_model`` and the method's module seed), copied into plain modules.
 Before timing, the losses of the first steps of every loop are printed side by side and must agree.
 
@@ -62,7 +62,7 @@ T.hide_broken_torchvision()  # a torchvision built for another torch breaks pyto
 OFFICE = Path("/work/shared/data/office_caltech10_surf")
 OFFICE_FILES = {"amazon": "amazon_SURF_L10.mat", "Caltech10": "Caltech10_SURF_L10.mat",
                 "dslr": "dslr_SURF_L10.mat", "webcam": "webcam_SURF_L10.mat"}
-METHOD_PARAMS = {"dann": {"lambda_schedule": False, "lr_anneal": False, "trade_off": 1.0, "disc_hidden": 256},
+METHOD_PARAMS = {"dann": {"lambda_schedule": False, "trade_off": 1.0, "disc_hidden": 256},
                  "coral": {"weight": 100.0}}
 
 

@@ -79,3 +79,34 @@ def test_load_curves_long_form_and_filters(run_dir):
     assert load_curves(run_dir, method="nope").empty
     with pytest.raises(TransferlabError, match="colour"):
         load_curves(run_dir, colour="red")
+
+
+def test_convergence_columns_old_records_count_as_converged(tmp_path):
+    cells = tmp_path / "cells"
+    cells.mkdir()
+    reason = "phase 'target': training loss still falling (−18% over the last 20% of steps)"
+    records = [_record("a", "finetune", 0, 5, 0.7),  # written before convergence was measured
+               _record("a", "finetune", 1, 5, 0.7, converged=True, convergence_reason=None,
+                       convergence={"target": {"rel_drop": 0.01, "acc_climbing": False}}),
+               _record("a", "finetune", 2, 5, 0.6, converged=False, convergence_reason=reason,
+                       convergence={"source": {"rel_drop": 0.02}, "target": {"rel_drop": 0.18}})]
+    for rec in records:
+        (cells / f"{rec['key']}.json").write_text(json.dumps(rec))
+    df = load_results(tmp_path).set_index("seed")
+    assert df["converged"].dtype == bool and df["converged"].tolist() == [True, True, False]
+    assert df.loc[0, "convergence_reason"] is None and df.loc[2, "convergence_reason"] == reason
+    assert df.loc[2, "convergence.target.rel_drop"] == 0.18
+
+
+def test_run_records_carry_convergence(tmp_path):
+    """A real run: every record has the fields, load_results exposes them."""
+    from adapt.cli import main
+    from tests.conftest import write_tiny_config
+
+    cfg = write_tiny_config(tmp_path, methods=["finetune", "target-only"], seeds=1)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "results"), "--workers", "1", "--progress", "none"]) == 0
+    df = load_results(tmp_path / "results")
+    assert set(df["method"]) == {"finetune", "target-only"}
+    assert df["converged"].dtype == bool
+    assert ((df["convergence_reason"].isna()) == df["converged"]).all()
+    assert "convergence.target.rel_drop" in df.columns

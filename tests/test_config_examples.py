@@ -31,9 +31,9 @@ def test_demo_matrix_is_the_documented_one():
     assert config.data["kind"] == "digits"
     plan = plan_matrix(config)
     assert len(plan.names) >= 4 and len(plan.pairs) == 12
-    assert [m.name for m in config.methods] == ["finetune", "dann", "coral", "scratch"]
+    assert [m.name for m in config.methods] == ["finetune", "dann", "coral", "scratch", "target-only"]
     assert config.budgets == [0, 5] and config.seeds == [0, 1, 2]
-    assert len(plan.cells) == 252 and len({c.compute_key for c in plan.cells}) == 228
+    assert len(plan.cells) == 288 and len({c.compute_key for c in plan.cells}) == 240
 
 
 def test_shift_example_has_the_canonical_domains():

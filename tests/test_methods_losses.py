@@ -153,4 +153,4 @@ def test_check_method_params():
         check_method_params("dann", {"trade_off": -1})
     with pytest.raises(ValueError, match="unknown method"):
         check_method_params("mmd", {})
-    assert set(METHODS) == {"finetune", "dann", "coral", "coral-closed", "scratch"}
+    assert set(METHODS) == {"finetune", "dann", "coral", "coral-closed", "scratch", "target-only"}

@@ -16,7 +16,8 @@ from adapt.train import augment_images, init_model, run_cell
 
 RECORD_KEYS = {"source", "target", "method", "method_name", "seed", "budget", "accuracy", "source_accuracy",
                "status", "reason", "wall_time", "device", "steps", "n_source", "n_target_labelled",
-               "n_target_unlabelled", "n_test", "n_classes", "selection", "params", "curves"}
+               "n_target_unlabelled", "n_test", "n_classes", "selection", "params", "curves", "converged",
+               "convergence_reason", "convergence", "lr_schedule"}
 MLP = {"backbone": "mlp", "hidden": [32]}
 
 
@@ -38,7 +39,8 @@ def run(doms, c: Cell, device="cpu"):
 
 
 @pytest.mark.parametrize("method,budget", [("finetune", 0), ("finetune", 3), ("dann", 0), ("dann", 3),
-                                           ("coral", 0), ("coral", 3), ("coral-closed", 0), ("scratch", 3)])
+                                           ("coral", 0), ("coral", 3), ("coral-closed", 0), ("scratch", 3),
+                                           ("target-only", 3)])
 def test_record_contract(doms, method, budget):
     rec = run(doms, cell(method, budget=budget))
     assert RECORD_KEYS <= set(rec)
@@ -48,8 +50,11 @@ def test_record_contract(doms, method, budget):
     assert rec["method"] == method and rec["budget"] == budget and rec["device"] == "cpu"
     assert rec["n_classes"] == 3 and rec["n_test"] == 60  # 30% of 200, stratified
     assert rec["n_target_labelled"] == 3 * budget and rec["n_target_unlabelled"] == 140
-    assert rec["n_source"] == (0 if method == "scratch" else 200)
-    assert (rec["source_accuracy"] is None) == (method == "scratch")
+    source_free = method in ("scratch", "target-only")
+    assert rec["n_source"] == (0 if source_free else 200)
+    assert (rec["source_accuracy"] is None) == source_free
+    assert isinstance(rec["converged"], bool) and set(rec["convergence"]) == {p["name"] for p in rec["phases"]}
+    assert (rec["convergence_reason"] is None) == rec["converged"]
     curves = rec["curves"]
     n = len(curves["step"])
     assert n >= 1 and all(len(v) == n for v in curves.values())
@@ -58,8 +63,8 @@ def test_record_contract(doms, method, budget):
         assert "loss_domain" in curves and "lambda" in curves
     if method == "coral":
         assert "loss_coral" in curves
-    if method != "scratch":
-        assert rec["steps"] == 60  # every method gets train.steps
+    # every method gets train.steps steps; finetune's source phase (source_fraction 1) comes before its target phase
+    assert rec["steps"] == (120 if (method, budget) == ("finetune", 3) else 60)
 
 
 def test_curves_never_carry_test_accuracy(doms):
@@ -98,7 +103,7 @@ def test_methods_start_from_the_same_model(doms, monkeypatch):
         return real(model, method, *args, **kwargs)
 
     monkeypatch.setattr(train, "_fit", spy)
-    for method in ("finetune", "dann", "coral", "scratch", "coral-closed"):
+    for method in ("finetune", "dann", "coral", "scratch", "coral-closed", "target-only"):
         run(doms, cell(method, budget=2, seed=3))
     first = seen["finetune"]
     assert all(torch.equal(first, v) for v in seen.values()), sorted(seen)
@@ -153,24 +158,29 @@ def test_validators_are_pytorch_adapts():
 
 def test_finetune_phases_and_freeze(doms):
     rec = run(doms, cell("finetune", budget=2, params={"freeze": "backbone"}, source_fraction=0.25))
+    # the target phase gets the full train.steps, like target-only and scratch; the source phase comes first
     assert rec["phases"] == [{"name": "source", "steps": 15, "freeze": "none"},
-                             {"name": "target", "steps": 45, "freeze": "backbone"}]
+                             {"name": "target", "steps": 60, "freeze": "backbone"}]
     c = rec["curves"]
-    assert c["step"] == [15, 20, 40, 60]  # an eval point closes each phase
+    assert c["step"] == [15, 20, 40, 60, 75]  # an eval point closes each phase
     # source phase logs loss_cls only, target phase loss_cls_target only
     assert c["loss_cls"][0] is not None and c["loss_cls_target"][0] is None
     assert c["loss_cls"][-1] is None and c["loss_cls_target"][-1] is not None
-    assert rec["steps"] == 60
+    assert rec["steps"] == 75
+    default = run(doms, cell("finetune", budget=2))
+    assert [p["steps"] for p in default["phases"]] == [60, 60]
 
 
 def test_scratch_early_stopping_uses_labelled_holdout(doms):
-    rec = run(doms, cell("scratch", budget=4, steps=100))
+    rec = run(doms, cell("scratch", budget=4, steps=100, params={"early_stopping": True}))
     es = rec["early_stopping"]
     assert es["n_holdout"] == 3  # one of four per class
     assert es["chosen_steps"] in es["step"] and rec["steps"] == es["chosen_steps"]
     assert rec["selection"] == "holdout"
-    rec1 = run(doms, cell("scratch", budget=1, steps=40))
+    rec1 = run(doms, cell("scratch", budget=1, steps=40, params={"early_stopping": True}))
     assert rec1["steps"] == 40  # nothing to hold out with one label per class
+    plain = run(doms, cell("scratch", budget=4, steps=100))
+    assert "early_stopping" not in plain and plain["steps"] == 100  # default: the same steps as every arm
 
 
 def test_coral_closed_sklearn_classifier(doms):
@@ -178,12 +188,20 @@ def test_coral_closed_sklearn_classifier(doms):
     assert rec["status"] == "ok" and rec["steps"] == 0 and 0 <= rec["accuracy"] <= 1
 
 
-def test_lr_schedule_and_dann_anneal(doms):
-    rec = run(doms, cell("dann"))
-    lr = rec["curves"]["lr"]
-    assert lr == sorted(lr, reverse=True) and lr[0] < 1e-3  # annealed μ0/(1+10p)^0.75
-    rec = run(doms, cell("dann", lr_schedule="constant"))
-    assert set(rec["curves"]["lr"]) == {1e-3}
+def test_one_lr_schedule_for_every_method(doms):
+    from adapt.schedules import anneal_factor
+
+    for method in ("dann", "coral", "finetune", "scratch", "target-only"):
+        rec = run(doms, cell(method, budget=2))
+        assert set(rec["curves"]["lr"]) == {1e-3}, method  # the default is constant, DANN included
+    lrs = {}
+    for method in ("dann", "finetune", "scratch", "target-only"):
+        rec = run(doms, cell(method, budget=2, lr_schedule="anneal"))
+        lrs[method] = rec["curves"]["lr"][-3:]  # the last phase's points (steps 20, 40, 60 of it)
+    expected = [pytest.approx(1e-3 * anneal_factor(p / 60), rel=1e-5) for p in (19, 39, 59)]
+    assert all(v == expected for v in lrs.values()), lrs
+    with pytest.raises(ValueError, match="lr_schedule"):
+        run(doms, cell("dann", lr_schedule="method"))
 
 
 def test_augment_is_a_translation():
@@ -212,16 +230,21 @@ def test_cuda_amp_run(doms):
     assert rec["status"] == "ok" and rec["device"].startswith("cuda:")
 
 
-def test_coral_closed_on_frozen_cnn_features():
+def test_coral_closed_never_fits_on_random_features():
     from adapt.domains.digits import load_digits_domains
 
     doms = load_digits_domains(["original", "blurred"])
-    c = Cell(source="original", target="blurred", method="coral-closed", method_name="coral-closed", seed=0,
-             budget=0, method_params=check_method_params("coral-closed", {}), model={"backbone": "cnn"},
-             train={"steps": 20, "eval_every": 10}, data={"test_fraction": 0.3})
-    rec = run_cell(c, doms["original"], doms["blurred"], device="cpu")
-    assert rec["status"] == "ok" and rec["coral_on"] == "features"
+
+    def closed(on):
+        return Cell(source="original", target="blurred", method="coral-closed", method_name="coral-closed", seed=0,
+                    budget=0, method_params=check_method_params("coral-closed", {"on": on}),
+                    model={"backbone": "cnn"}, train={"steps": 20, "eval_every": 10}, data={"test_fraction": 0.3})
+
+    rec = run_cell(closed("auto"), doms["original"], doms["blurred"], device="cpu")
+    assert rec["status"] == "ok" and rec["coral_on"] == "input"  # a random cnn: re-colour the inputs
     assert rec["model_info"]["backbone"] == "cnn" and rec["steps"] == 20
+    with pytest.raises(ValueError, match="pretrained"):
+        run_cell(closed("features"), doms["original"], doms["blurred"], device="cpu")
 
 
 def test_text_cell_with_minilm_linear_probe():
@@ -239,4 +262,61 @@ def test_text_cell_with_minilm_linear_probe():
              data={"test_fraction": 0.5})
     rec = run_cell(c, src, tgt, device="cpu")
     assert rec["status"] == "ok" and rec["model_info"]["feature_dim"] == 384
-    assert rec["n_test"] == 4 and rec["steps"] == 4
+    assert rec["n_test"] == 4 and rec["steps"] == 8  # 4 source + 4 target steps
+
+
+def test_run_cell_enforces_the_config_loaders_guards(doms):
+    transductive = replace_data(cell("finetune", budget=2), transductive=True)
+    with pytest.raises(ValueError, match="transductive"):
+        run(doms, transductive)
+    run(doms, replace_data(cell("finetune", budget=0), transductive=True))  # budget 0 is the protocol
+    # 200 samples, 3 classes, 30% test: ~46 per class in the pool; 60 per class is more than there is
+    with pytest.raises(ValueError, match="budget 60 labels per class is more than target 'base' has"):
+        run(doms, cell("finetune", budget=60))
+    # budget_policy: cap is the plan's explicit decision, carried by the cell as the real count
+    from dataclasses import replace
+
+    full = doms["base"].split(0, 0.3, False).train
+    capped = run(doms, replace(cell("finetune", budget=60, steps=4), target_labels=len(full)))
+    assert capped["n_target_labelled"] == len(full)
+    with pytest.raises(ValueError, match="needs a budget > 0"):
+        run(doms, cell("target-only", budget=0))
+
+
+def replace_data(c: Cell, **data) -> Cell:
+    from dataclasses import replace
+
+    return replace(c, data={**c.data, **data})
+
+
+def test_label_free_selection_only_after_target_labels(doms, monkeypatch):
+    """A validator that prefers early checkpoints must still pick one from the target phase."""
+    import adapt.train as train
+
+    class PrefersEarly:
+        def __init__(self, rule):
+            self.calls = 0
+
+        def score(self, logits):
+            self.calls += 1
+            return -float(self.calls)
+
+    monkeypatch.setattr(train, "Selector", PrefersEarly)
+    rec = run(doms, cell("finetune", budget=2, selection="im"))
+    assert [p["steps"] for p in rec["phases"]] == [60, 60]
+    assert rec["selected_step"] == 80  # the first eval point of the target phase, never the source phase
+    scores = rec["curves"]["score_im"]
+    assert scores[:3] == [None, None, None] and all(s is not None for s in scores[3:])
+    rec0 = run(doms, cell("finetune", budget=0, selection="im"))
+    assert rec0["selected_step"] == 20  # budget 0: no labelled phase, every checkpoint is eligible
+
+
+def test_unconverged_run_is_recorded_with_its_reason(doms):
+    short = run(doms, cell("target-only", budget=5, steps=10, eval_every=5, lr=3e-3))  # loss 1.02 → 0.71
+    assert short["converged"] is False
+    assert short["convergence_reason"].startswith("phase 'target': training loss still falling (−")
+    info = short["convergence"]["target"]
+    assert info["loss_falling"] and info["tail_share"] > 0.05 and info["steps"] == 10
+    long = run(doms, cell("target-only", budget=5, steps=600, eval_every=100, lr=3e-3))
+    assert long["converged"] is True and long["convergence_reason"] is None
+    assert long["convergence"]["target"]["tail_share"] < 0.05

@@ -11,6 +11,7 @@ from .coral_closed import CORALClosed
 from .dann import DANN
 from .finetune import Finetune
 from .scratch import Scratch
+from .target_only import TargetOnly
 
 METHODS: dict[str, type[Method]] = {
     "finetune": Finetune,
@@ -18,6 +19,7 @@ METHODS: dict[str, type[Method]] = {
     "coral": DeepCORAL,
     "coral-closed": CORALClosed,
     "scratch": Scratch,
+    "target-only": TargetOnly,
 }
 
 

@@ -2,12 +2,21 @@
 
 A method declares its parameters (``PARAMS``: name → (default, checker)), the phases it trains in
 (:meth:`Method.phases`: which data each step reads), the extra loss terms it adds on top of the
-classification loss (:meth:`Method.extra_loss`), and optionally an lr factor or a parameter freeze.
-The loop in :mod:`adapt.train` does everything else (sampling, devices, AMP, curves, selection).
+classification loss (:meth:`Method.extra_loss`), values to monitor (:meth:`Method.monitors`), and optionally
+per-part lr multipliers or a parameter freeze. The loop in :mod:`adapt.train` does everything else (sampling,
+devices, AMP, the one lr schedule, curves, convergence, selection). A method whose fitting is not "build the
+model, run its phases, evaluate" overrides the hook :meth:`Method.fit_cell` (``scratch``'s early stopping,
+``coral-closed``'s closed-form re-colouring) — the loop itself names no method.
 
 Shared protocol: a phase step reads a source batch (source labels), a labelled-target batch (when the
 budget is > 0 and the phase says so: its cross-entropy is added as ``loss_cls_target``) and an unlabelled
-target batch (for alignment losses). ``progress`` is the global step / total steps, in [0, 1].
+target batch (for alignment losses). ``progress`` is the step within the phase / the phase's steps, in
+[0, 1); the lr schedule (``train.lr_schedule``, :mod:`adapt.schedules`) runs over each phase alike.
+
+Step budget (the same for every arm of a comparison): every method takes ``train.steps`` steps that read the
+labelled target subset when the budget is > 0 — joint methods in one phase, ``target-only`` and ``scratch``
+in a target phase, ``finetune`` in its target phase, which comes *after* its source phase (see
+:mod:`adapt.methods.finetune`).
 """
 
 from __future__ import annotations
@@ -91,7 +100,8 @@ class Method:
 
     name: ClassVar[str] = ""
     PARAMS: ClassVar[dict[str, tuple[Any, Callable]]] = {}
-    uses_source: ClassVar[bool] = True
+    uses_source: ClassVar[bool] = True   # False: the result does not depend on the source (shared per target)
+    random_init: ClassVar[bool] = False  # True: the configured architecture with random weights (no pretraining)
 
     def __init__(self, params: dict, feature_dim: int, n_classes: int):
         self.params = dict(params)
@@ -111,6 +121,15 @@ class Method:
             out[key] = check(key, params[key]) if key in params else default
         return out
 
+    @classmethod
+    def fit_cell(cls, run) -> dict:
+        """Train and evaluate one cell; returns record fields. ``run`` is the loop's
+        :class:`adapt.train.CellRun` (problem, configs, ``build``/``fit``/``finish``). Default: build the
+        model, run :meth:`phases` with ``train.selection``, evaluate once on the target test split."""
+        model, method = run.build()
+        res = run.fit(model, method, method.phases(run.steps, run.budget, run.train_cfg))
+        return run.finish(model, method, res)
+
     def phases(self, steps: int, budget: int, train_cfg: dict) -> list[Phase]:
         return [Phase("joint", steps, source=True, target_labelled=budget > 0)]
 
@@ -123,8 +142,9 @@ class Method:
         """Host-side values to log at eval points (e.g. ``lambda``)."""
         return {}
 
-    def lr_factor(self, progress: float) -> float:
-        return 1.0
+    def monitors(self) -> dict[str, torch.Tensor]:
+        """Device scalars of the last step to average into the curves (e.g. ``disc_acc``); not losses."""
+        return {}
 
     def param_groups_lr(self) -> dict[str, float]:
         """lr multipliers per part: ``backbone``, ``head``, ``method``."""

@@ -3,9 +3,10 @@
 Adds ``loss_domain`` = ``trade_off`` × :class:`~adapt.losses.DomainAdversarialLoss` on the features of a
 source and an unlabelled-target batch, through a gradient reversal layer with coefficient
 ``λ_p = 2/(1+exp(−γp)) − 1`` (``lambda_schedule: true``, γ = ``gamma`` = 10; ``false`` = constant 1) and a
-2-hidden-layer discriminator (``disc_hidden`` units) ending in one logit (BCE-with-logits). The learning
-rate is annealed ``μ_p = μ0 / (1+10p)^0.75`` (``lr_anneal: true``), the paper's defaults (§5.2.2).
-Labelled target samples (budget > 0) add their cross-entropy.
+2-hidden-layer discriminator (``disc_hidden`` units) ending in one logit (BCE-with-logits). No private lr
+schedule: the run's ``train.lr_schedule`` applies to DANN as to every other method (the paper's annealing is
+``lr_schedule: anneal``, for all arms). The discriminator's accuracy on each step's batches is averaged into
+the curves as ``disc_acc``. Labelled target samples (budget > 0) add their cross-entropy.
 
 The paper's defaults were kept after a check on the synthetic ``shift`` family (canonical domains, family
 seed 0, MLP [64], 300 steps, Adam 1e-3, budget 0, seeds 0-4; mean target accuracy covariate→base /
@@ -15,7 +16,9 @@ without lr annealing .758 / .748; 1000 steps .737 / .739. No setting dominated; 
 
 from __future__ import annotations
 
-from ..losses import DomainAdversarialLoss, DomainDiscriminator, dann_lambda, dann_lr_factor
+import torch
+
+from ..losses import DomainAdversarialLoss, DomainDiscriminator, dann_lambda
 from .base import Method, Phase, boolean, integer, number
 
 
@@ -25,7 +28,6 @@ class DANN(Method):
         "trade_off": (1.0, number(0.0)),
         "lambda_schedule": (True, boolean),
         "gamma": (10.0, number(0.0)),
-        "lr_anneal": (True, boolean),
         "disc_hidden": (256, integer(1)),
     }
 
@@ -46,5 +48,6 @@ class DANN(Method):
     def scalars(self, progress: float) -> dict[str, float]:
         return {"lambda": self.params["trade_off"] * self.coeff(progress)}
 
-    def lr_factor(self, progress: float) -> float:
-        return dann_lr_factor(progress) if self.params["lr_anneal"] else 1.0
+    def monitors(self) -> dict[str, torch.Tensor]:
+        acc = self.modules["domain_loss"].last_accuracy
+        return {} if acc is None else {"disc_acc": acc}
