@@ -22,7 +22,7 @@ CONFIG = {
     "budgets": [5],
     "seeds": 2,
     "model": {"backbone": "mlp", "hidden": [32]},
-    "train": {"steps": 60, "eval_every": 30, "device": "cpu"},
+    "train": {"steps": 200, "eval_every": 50, "device": "cpu"},
 }
 
 

@@ -15,11 +15,11 @@ CONFIG = {
     "name": "predict",
     "data": {"kind": "shift", "n_samples": 300, "seed": 4,
              "shifts": {"base": {}, "null": {}, "concept": {"concept": 1.0}, "label": {"label": 0.8}}},
-    "methods": ["finetune", "scratch"],
+    "methods": ["dann", "scratch"],
     "budgets": [5],
     "seeds": 3,
     "model": {"backbone": "mlp", "hidden": [32]},
-    "train": {"steps": 60, "eval_every": 30, "device": "cpu"},
+    "train": {"steps": 100, "eval_every": 50, "device": "cpu"},
 }
 
 
@@ -54,8 +54,9 @@ def test_evaluation_against_the_finished_matrix(predicted):
     table = pd.read_csv(out / EVALUATION_FILE).set_index("predictor")
     assert {"source_model_acc", "leep", "mmd2", "knn_source_acc", "target_only_acc"} <= set(table.index)
     assert (table.n_rows == 12).all()
-    # the source model's accuracy on the labelled target orders the sources like the measured finetune gain
-    # (measured 0.39: on target "concept" every source is equally wrong, elsewhere the order is right)
+    # the source model's accuracy on the labelled target orders the sources like the measured dann gain
+    # (dann, not finetune: under the fair protocol finetune's full target phase recovers from the renamed
+    # classes of "concept", so only joint training on contradicting labels leaves negative rows to score)
     assert table.loc["source_model_acc", "mean_tau_w"] > 0.2
     assert table.loc["source_model_acc", "auroc"] > 0.5
     summary = json.loads((out / SUMMARY_FILE).read_text())
