@@ -2,7 +2,8 @@
 
 A run folder (``results/<name>/`` by default) holds::
 
-    run.json            the resolved config, the expected cells, versions, git commit, machine, invocations
+    run.json            the resolved config, the expected cells, the domains' fingerprints, versions, git commit,
+                        machine, invocations, and the history of the folder's earlier configs
     cells/<key>.json    one record per finished cell (``key`` = :attr:`adapt.cells.Cell.key`)
     results.parquet     the flat table of every record (an export; the records are the source of truth)
 
@@ -27,6 +28,10 @@ A record is plain JSON (never pickle). Fields every record has:
 ``convergence_reason``    ``None`` or why not, e.g. "phase 'target': training loss still falling (−18% …)";
 ``convergence``           per phase ``rel_drop, loss_falling, acc_from, acc_to, acc_climbing, converged, …``
                           (:mod:`adapt.convergence`)
+``data_fingerprints``     ``{"source": ..., "target": ...}``: content hashes of the domains the cell read
+                          (part of ``key``; ``run.json``'s ``fingerprints`` has every domain's)
+``target_labels``         labelled target samples the budget gave (less than budget × classes only under
+                          ``budget_policy: cap``)
 ``shared_from``           key of the cell whose computation this record reuses (``None`` if its own)
 ``finished_at``           UTC ISO timestamp; ``worker`` says which host/process computed it
 ========================= ===================================================================================
