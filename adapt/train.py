@@ -187,8 +187,14 @@ class _Problem:
 
 
 # ---------------------------------------------------------------------------------------------- entry
-def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = None) -> dict:
+def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = None,
+             return_model: bool = False) -> dict | tuple[dict, Classifier | None]:
     """Train and evaluate one cell; returns its record (see the module docstring and README).
+
+    ``return_model=True`` returns ``(record, model)``: the trained network exactly as it was evaluated (after
+    model selection), for diagnostics such as feature projections; ``None`` when the cell has no network
+    (``coral-closed`` with a scikit-learn classifier) or failed. For ``coral-closed`` with ``classifier: head``
+    it is the classifier on the method's own representation (re-coloured inputs or frozen features).
 
     ``device`` overrides ``cell.train['device']``. The protocol guards of the config loader hold here too
     (``ValueError``): a transductive target with budget > 0, a budget above the labelled pool of a class, a
@@ -228,7 +234,7 @@ def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = No
                   method_cls=method_cls)
     record.update(method_cls.fit_cell(run))
     record["wall_time"] = round(time.perf_counter() - t0, 3)
-    return record
+    return (record, run.kept.get("model")) if return_model else record
 
 
 def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Problem:
@@ -287,6 +293,8 @@ class CellRun:
     train_cfg: dict
     device: torch.device
     method_cls: type[Method]
+    # finish() puts the evaluated network here; a dict so that copies made by with_problem() share it
+    kept: dict = field(default_factory=dict, compare=False)
 
     @property
     def steps(self) -> int:
@@ -325,6 +333,7 @@ class CellRun:
             return {**out, "converged": False, "convergence_reason": f"no result: {res['reason']}"}
         converged, reason = summarize(res.get("convergence", {}))
         out.update(converged=converged, convergence_reason=reason)
+        self.kept["model"] = model
         return {**out, **_final_eval(model, self.problem, self.device, type(method), res, self.train_cfg)}
 
     def features(self, model: Classifier, X) -> np.ndarray:
