@@ -153,8 +153,17 @@ def _matches(record: dict[str, Any], filters: dict[str, Any]) -> bool:
     return True
 
 
+def _current_records(run_dir: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``_records`` restricted to the current config's cells (all records without a ``run.json`` cell list),
+    so that curves and outcomes never come from an earlier question of the folder (see :func:`load_results`)."""
+    keep = current_cell_keys(run_dir)
+    for cell_id, record in _records(run_dir):
+        if keep is None or cell_id in keep:
+            yield cell_id, record
+
+
 def load_curves(run_dir: str | Path, **filters: Any) -> pd.DataFrame:
-    """Training curves of the records matching ``filters``, in long form.
+    """Training curves of the current config's records matching ``filters``, in long form.
 
     Parameters
     ----------
@@ -173,7 +182,7 @@ def load_curves(run_dir: str | Path, **filters: Any) -> pd.DataFrame:
     """
     rows = []
     seen_keys: set[str] = set()
-    for cell_id, record in _records(run_dir):
+    for cell_id, record in _current_records(run_dir):
         seen_keys.update(record)
         if not _matches(record, filters):
             continue
@@ -196,7 +205,8 @@ def load_curves(run_dir: str | Path, **filters: Any) -> pd.DataFrame:
 
 
 def load_outcomes(run_dir: str | Path, **filters: Any) -> pd.DataFrame:
-    """Per-example outcomes of the finished records matching ``filters`` (see :mod:`adapt.outcomes`).
+    """Per-example outcomes of the current config's finished records matching ``filters`` (see
+    :mod:`adapt.outcomes`).
 
     Parameters
     ----------
@@ -217,7 +227,7 @@ def load_outcomes(run_dir: str | Path, **filters: Any) -> pd.DataFrame:
 
     rows = []
     seen_keys: set[str] = set()
-    for cell_id, record in _records(run_dir):
+    for cell_id, record in _current_records(run_dir):
         seen_keys.update(record)
         if not _matches(record, filters) or record.get("status") != "ok":
             continue

@@ -131,6 +131,11 @@ def test_changed_data_is_refused_and_supersede_makes_new_cells(workdir, capsys):
     assert len(frame) == 2 and frame.attrs["other_records"] == 2  # ...but not reported as the new ones
     assert set(frame["cell_id"]) == {c["key"] for c in info["cells"]}
     assert len(load_results(out, cells="all")) == 4
+    from analysis import load_curves, load_outcomes
+
+    current = {c["key"] for c in info["cells"]}
+    assert set(load_curves(out)["cell_id"]) == current  # curves and outcomes: the current question's only
+    assert set(load_outcomes(out)["cell_id"]) == current
     rc, stdout, _ = run(["status", str(out)], capsys)
     assert rc == 0 and "2 record(s) in cells/ belong to cells not in the current config" in stdout
 
