@@ -449,7 +449,8 @@ def training_curves(curves, *, title: str | None = None) -> Figure:
     ``curves`` is what ``analysis.load_curves`` returns for a cell (one or several seeds): long form with
     ``curve``/``value`` (or ``metric``/``value``) and ``step`` columns; a wide table with a ``step`` column
     and one numeric column per quantity, or a record's ``curves`` dict of lists, work too. Quantities named
-    ``*acc*`` go to the accuracy panel (in %), ``*loss*`` to the loss panel, the rest to a schedule panel
+    ``*acc*`` go to the accuracy panel (in %; DANN's ``disc_acc``, the domain discriminator's accuracy, with a
+    dotted line at chance), ``*loss*`` to the loss panel, the rest to a schedule panel
     (left out, and named in the title, when every schedule is constant); each seed is a thin line, the mean
     over seeds a thick one.
     """
@@ -500,6 +501,9 @@ def training_curves(curves, *, title: str | None = None) -> Figure:
                 label = f"{name} = {mean.iloc[0]:g} (constant)"
             ax.plot(mean.index, mean.to_numpy(), color=palette[name], linewidth=2.0, marker=".",
                     linestyle="--" if ax is twin else "-", label=label)
+        if panel == "accuracy" and "disc_acc" in names:  # DANN: a discriminator near 100% sends no gradient
+            main_ax.axhline(50.0, color=palette["disc_acc"], linestyle=":", linewidth=1.0,
+                            label="disc_acc at chance (50%): domains confused")
         if panel == "loss":
             values = long[long["metric"].isin(names)]["value"].to_numpy(dtype=float)
             if values.size and values.min() > 0 and values.max() / values.min() > 100:

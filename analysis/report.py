@@ -815,7 +815,9 @@ def _section_training(doc: _Doc, a: _Analysis, figs: _Figures, run_dir: Path,
     seeds = sorted(curves["seed"].dropna().unique())
     doc.para(f"{label}: {why}; {len(seeds)} seed{'s' if len(seeds) != 1 else ''}. Losses are window means "
              f"between evaluation points; `target_labelled_acc` is accuracy on the labelled target subset "
-             f"(training data), not the test split.")
+             f"(training data), not the test split; `disc_acc` (DANN) is the domain discriminator's accuracy "
+             f"on the training batches — near 100% it has won and sends almost no reversed gradient, near "
+             f"50% the domains are confused.")
     fig = plots.training_curves(curves, title=f"Training curves: {label}")
     doc.figure(figs.save(fig, "training_" + _slug(*filters.values())), f"Training curves, {label}")
 
