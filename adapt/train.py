@@ -599,7 +599,7 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
                 if bad:
                     at = int(first_bad) if not check_each_step else step
                     return fail(at if at > 0 else step, bad)
-                _log_point(curves, step, values, method.scalars(progress), opt.param_groups[-1]["lr"])
+                _log_point(curves, step, values, method.scalars(progress), float(tcfg["lr"]) * factor)  # the run's lr
                 lab_acc = _accuracy(model, lab, problem.y_lab, dev, amp) if lab.n else None
                 curves.setdefault("target_labelled_acc", [None] * (len(curves["step"]) - 1)).append(lab_acc)
                 if hold_data is not None:
