@@ -63,6 +63,18 @@ MODEL_DEFAULTS: dict[str, Any] = {"backbone": "mlp", "hidden": [128], "dropout":
 MODEL_KEYS = {"backbone", "hidden", "dropout", "pretrained", "channels", "model_name", "max_length",
               "head_hidden", "weights", "image_size"}
 BACKBONES = ("mlp", "cnn", "resnet18", "resnet50", "efficientnet_lite0", "hf")
+# The model keys each backbone reads (adapt.models.build_model); another key under ``model:`` is refused as not
+# applying to that backbone (``hidden`` on a ResNet is ignored there: its head layers are ``head_hidden``). A
+# backbone missing here accepts every key.
+_PRETRAINED_KEYS = {"pretrained", "weights", "image_size", "head_hidden", "dropout"}
+BACKBONE_MODEL_KEYS: dict[str, set[str]] = {
+    "mlp": {"hidden", "dropout"},
+    "cnn": {"hidden", "dropout", "channels"},
+    "resnet18": _PRETRAINED_KEYS,
+    "resnet50": _PRETRAINED_KEYS,
+    "efficientnet_lite0": _PRETRAINED_KEYS,
+    "hf": {"model_name", "max_length", "pretrained", "head_hidden", "dropout"},
+}
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "steps": 300,
@@ -428,6 +440,14 @@ def _parse_model(model, fail) -> dict:
     out = _section(model, "model", MODEL_KEYS, MODEL_DEFAULTS, "{backbone: mlp, hidden: [128]}", fail)
     if out["backbone"] not in BACKBONES:
         fail("model.backbone", f"unknown backbone {out['backbone']!r}; expected one of {list(BACKBONES)}")
+    applies = BACKBONE_MODEL_KEYS.get(out["backbone"])
+    if applies is not None:
+        # a default-valued key is what to_dict() writes back for every backbone (run.json round trips)
+        foreign = sorted(k for k in set(map(str, model or {})) - applies - {"backbone"}
+                         if not (k in MODEL_DEFAULTS and model[k] == MODEL_DEFAULTS[k]))
+        if foreign:
+            fail(f"model.{foreign[0]}", f"does not apply to backbone {out['backbone']!r} (its keys: "
+                                        f"{sorted(applies)})")
     hidden = out["hidden"]
     if not isinstance(hidden, list) or not all(
         isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden

@@ -93,6 +93,7 @@ CASES = [
     ("bad-budget-policy", variant(budget_policy="shrink"), "budget_policy"),
     ("bad-class-policy", variant(data__classes="some"), "data.classes"),
     ("key-not-for-kind", variant(data__image_size=32), "data.image_size"),
+    ("key-not-for-backbone", variant(model={"backbone": "mlp", "channels": [8]}), "model.channels"),
     ("duplicate-key", "name: bad\nseeds: 1\nseeds: 2\n", "'seeds' appears twice"),
 ]
 

@@ -46,6 +46,8 @@ def write_arrays(folder: Path, seed: int = 0, **per_domain) -> Path:
 def write_config(folder: Path, name: str = "rf", text: str | None = None, **over) -> Path:
     cfg = {"name": name, "data": {"kind": "arrays", "path": "data"}, "methods": ["finetune"], "budgets": [0],
            "seeds": 1, "model": {"hidden": [8]}, "train": {"steps": 6, "batch_size": 8, "eval_every": 3}}
+    if "backbone" in over.get("model", {}):  # another backbone: its own keys only
+        cfg["model"] = {}
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **value}
@@ -305,6 +307,11 @@ def case_empty_label_in_text_table(folder):
     return cfg, ["reviews.csv", "column 'label' (data.label_column) is empty in data row(s) 2"]
 
 
+def case_key_not_for_backbone(folder):
+    cfg = write_config(folder, name="c", model={"backbone": "resnet18", "hidden": [64]})
+    return cfg, ["model.hidden", "does not apply to backbone 'resnet18'", "head_hidden"]
+
+
 def case_key_not_for_kind(folder):
     return write_config(folder, name="c", data={"image_size": 32}), ["data.image_size", "does not apply",
                                                                       "'arrays'"]
@@ -351,7 +358,7 @@ def case_empty_label_cell(folder):
 PREFLIGHT = [case_cnn_on_vectors, case_hf_on_vectors, case_mlp_on_text, case_missing_weights,
              case_label_spaces_differ, case_image_class_folders_differ, case_class_too_small_for_split,
              case_zero_features, case_only_a_label_column, case_budget_above_labels, case_duplicate_yaml_key,
-             case_key_not_for_kind, case_auto_discovery_skips_a_file, case_npz_beside_csv, case_one_class_domain,
+             case_key_not_for_kind, case_key_not_for_backbone, case_auto_discovery_skips_a_file, case_npz_beside_csv, case_one_class_domain,
              case_one_sample_domain, case_header_only_csv, case_empty_label_cell, case_empty_label_in_text_table]
 
 
