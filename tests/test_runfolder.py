@@ -140,6 +140,7 @@ def test_changed_data_is_refused_and_supersede_makes_new_cells(workdir, capsys):
     assert set(load_outcomes(out)["cell_id"]) == current
     rc, stdout, _ = run(["status", str(out)], capsys)
     assert rc == 0 and "2 record(s) in cells/ belong to cells not in the current config" in stdout
+    assert "history: 1 earlier config(s) of this folder; the last was superseded" in stdout
 
 
 def test_fingerprint_is_content_not_name_and_sees_one_value():

@@ -229,6 +229,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  last run: {last.get('started_at', '-')} → {last.get('status', '-')}"
           f" on {(info.get('machine') or {}).get('host', '-')}, commit {commit or '-'}")
     print(f"  domains: {', '.join(info.get('domains') or [])}; {len(info.get('pairs') or [])} pairs")
+    history = [h for h in info.get("history") or [] if isinstance(h, dict)]
+    if history:
+        print(f"  history: {len(history)} earlier config(s) of this folder; the last was {history[-1].get('change')} "
+              f"at {history[-1].get('until')} (run.json 'history')")
     print(f"cells: {len(st.expected)} expected — {len(st.done)} done, {len(st.failed)} failed, "
           f"{len(st.missing)} missing")
     print()
