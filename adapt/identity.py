@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .cells import SPEED_ONLY_TRAIN_KEYS
-from .errors import TransferlabError
+from .errors import DataError, TransferlabError
 
 MEANING_SECTIONS = ("data", "model", "train")
 SPEED_ONLY = {f"train.{k}" for k in SPEED_ONLY_TRAIN_KEYS}
@@ -83,3 +83,15 @@ def check_same_question(root: Path, previous: Mapping | None, config: Mapping, f
             f"{root}: holds a run of a different question — {shown}. Use a new --out folder, or add "
             f"--supersede to make this config the folder's question (old records are kept, not reported)")
     return diffs
+
+
+def verify_fingerprints(domains: Mapping, recorded: Mapping[str, str] | None, where: str, use: str) -> None:
+    """Refuse (``DataError``) reading a finished run against domains whose content is not the run's: a domain
+    in both whose fingerprint differs from ``run.json``'s (``recorded``; nothing to check when absent).
+    ``use`` says what would have been wrong, e.g. "explanations would describe other data"."""
+    if not isinstance(recorded, Mapping):
+        return
+    changed = [n for n in sorted(set(domains) & set(recorded)) if domains[n].fingerprint() != recorded[n]]
+    if changed:
+        raise DataError(f"{where}: the data changed on disk since the run (fingerprint of domain(s) "
+                        f"{', '.join(repr(n) for n in changed)} differs from run.json's); {use}")

@@ -263,9 +263,15 @@ def _load_domains(run_info: dict, run_dir: Path):
     last = None
     for base in candidates:
         try:
-            return load_domains(cfg.data, base)
+            domains = load_domains(cfg.data, base)
         except TransferlabError as err:  # a relative data path that does not resolve from here
             last = err
+            continue
+        from adapt.identity import verify_fingerprints
+
+        verify_fingerprints(domains, run_info.get("fingerprints"), str(run_dir),
+                            "distances would describe other data than the records")
+        return domains
     raise last
 
 

@@ -97,6 +97,9 @@ def workdir(finished_run, tmp_path):
     """``(folder, config, out)``: a copy of the finished run, its data and config."""
     dst = tmp_path / "w"
     shutil.copytree(finished_run, dst)
+    info = json.loads((dst / "out" / "run.json").read_text())  # the copy's run names the copy's config
+    info["config_path"] = str(dst / "rf.yaml")
+    (dst / "out" / "run.json").write_text(json.dumps(info))
     return dst, dst / "rf.yaml", dst / "out"
 
 
@@ -114,6 +117,14 @@ def test_changed_data_is_refused_and_supersede_makes_new_cells(workdir, capsys):
     np.savez(folder / "data" / "b.npz", X=rng.normal(size=X.shape), y=y)
     rc, _, err = run(["run", str(cfg), "--out", str(out), *INLINE], capsys)
     assert_refused(rc, err, str(out), "data fingerprint of domain 'b'", "--out", "--supersede")
+    assert snapshot(out) == before
+    # reading the finished run against the changed files is refused too (explanations, report distances)
+    rc, _, err = run(["explain", str(out)], capsys)
+    assert_refused(rc, err, "data changed on disk since the run", "'b'")
+    from analysis.report import _load_domains
+
+    with pytest.raises(Exception, match="fingerprint of domain"):
+        _load_domains(json.loads((out / "run.json").read_text()), out)
     assert snapshot(out) == before
 
     rc, stdout, _ = run(["run", str(cfg), "--out", str(out), "--supersede", *INLINE], capsys)

@@ -354,6 +354,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     import json
 
     from adapt.config import parse_config
+    from adapt.identity import verify_fingerprints
     from adapt.plan import plan_distances
     from transferlab.explain import EXPLANATIONS_FILE, explain_run
 
@@ -366,6 +367,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if info.get("config_path"):   # relative data paths resolve against the config's folder
         config = dataclasses.replace(config, path=Path(info["config_path"]))
     domains, _ = plan_distances(config)
+    verify_fingerprints(domains, info.get("fingerprints"), str(run_dir),
+                        "explanations would describe other data than the records")
     entries = explain_run(run_dir, config, domains)
     for e in entries:
         print(f"{e['source']} -> {e['target']}, {e['method']}, budget {e['budget']}: {e['reading']}")
