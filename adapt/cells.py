@@ -24,6 +24,9 @@ RECORD_VERSION = 3
 # Settings that change how fast a cell runs, not its result: not part of its identity (adapt.features
 # promises identical records with and without its cache).
 SPEED_ONLY_TRAIN_KEYS = ("feature_cache",)
+# Where the data files are, not what they hold: with the domains' content fingerprints in the key, moving the
+# data (or writing its path another way) is the same cell.
+LOCATION_ONLY_DATA_KEYS = ("path", "files")
 
 
 def _digest(payload: dict) -> str:
@@ -55,6 +58,8 @@ class Cell:
         ident.pop("method")  # a label is a name, not a setting: renaming must not rerun
         ident.pop("target_labels")  # follows from the data, seed and budget, which are all in the key
         ident["train"] = {k: v for k, v in ident["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}
+        if self.target_fingerprint:  # content identifies the data; without fingerprints the location must
+            ident["data"] = {k: v for k, v in ident["data"].items() if k not in LOCATION_ONLY_DATA_KEYS}
         if not with_source:
             ident["source"] = None
             ident["source_fingerprint"] = None

@@ -5,7 +5,9 @@ methods with their parameters. A config may add cells to it — more seeds, meth
 domains — and a rerun then extends the run, reusing every finished cell byte for byte. A config that changes
 what existing cells mean is refused before anything is written, with one line naming the keys that differ:
 
-- ``data.*`` (family, files, preprocessing, split, class policy…) and ``model.*`` and ``train.*``;
+- ``data.*`` (family, preprocessing, split, class policy…), ``model.*`` and ``train.*`` — except where the data
+  files are (``data.path``, ``data.files``: content is compared by fingerprint) and speed-only settings
+  (``train.feature_cache``);
 - the parameters of a method under a label the folder already has (``methods[dann]``);
 - the content fingerprint of a domain the folder already has (the data files changed on disk).
 
@@ -23,11 +25,13 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .cells import SPEED_ONLY_TRAIN_KEYS
+from .cells import LOCATION_ONLY_DATA_KEYS, SPEED_ONLY_TRAIN_KEYS
 from .errors import DataError, TransferlabError
 
 MEANING_SECTIONS = ("data", "model", "train")
-SPEED_ONLY = {f"train.{k}" for k in SPEED_ONLY_TRAIN_KEYS}
+# Keys that do not change what a cell means: speed settings, and where the data lives (its content is compared
+# by fingerprint instead).
+NOT_MEANING = {f"train.{k}" for k in SPEED_ONLY_TRAIN_KEYS} | {f"data.{k}" for k in LOCATION_ONLY_DATA_KEYS}
 
 
 def _flat(value, prefix: str) -> dict[str, str]:
@@ -51,7 +55,7 @@ def question_differences(previous: Mapping, config: Mapping, fingerprints: Mappi
     for section in MEANING_SECTIONS:
         before, after = _flat(old.get(section) or {}, section), _flat(config.get(section) or {}, section)
         for key in sorted(set(before) | set(after)):
-            if ".".join(key.split(".")[:2]) in SPEED_ONLY:  # where features are cached: speed, not meaning
+            if ".".join(key.split(".")[:2]) in NOT_MEANING:
                 continue
             if before.get(key) != after.get(key):
                 diffs.append(f"{key} ({before.get(key, 'unset')} → {after.get(key, 'unset')})")

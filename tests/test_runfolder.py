@@ -195,6 +195,17 @@ def test_a_speed_only_setting_is_not_a_new_question(workdir, capsys):
         {k: v for k, v in before.items() if k.startswith("cells/")}
 
 
+def test_moved_data_with_the_same_content_is_the_same_run(workdir, capsys):
+    folder, _, out = workdir
+    before = snapshot(out)
+    shutil.copytree(folder / "data", folder / "elsewhere")
+    cfg = write_config(folder, name="moved", data={"path": str((folder / "elsewhere").resolve())})
+    rc, stdout, _ = run(["run", str(cfg), "--out", str(out), *INLINE], capsys)
+    assert rc == 0 and "2 already done" in stdout and "0 computed now" in stdout
+    after = snapshot(out)
+    assert all(after[k] == v for k, v in before.items() if k.startswith("cells/"))
+
+
 def test_adding_seeds_extends_the_run_and_reuses_finished_cells(workdir, capsys):
     folder, _, out = workdir
     before = snapshot(out)
