@@ -42,6 +42,9 @@ import pandas as pd
 
 from ._arrays import ArrayLike, as_labels, as_numpy, as_pair
 
+#: What ``transferlab explain`` writes into a run folder (the report reads it).
+EXPLANATIONS_FILE = "explanations.json"
+
 #: Measurement thresholds for naming a cause (see the module docstring for where they come from).
 THRESHOLDS = {
     "separable": 0.75,        # discriminator accuracy on inputs at or above which the domains differ in p(x)

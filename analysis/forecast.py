@@ -52,6 +52,10 @@ GAIN_SIGN = {"source_model_acc": 1, "leep": 1, "nce": 1, "logme": 1, "h_score": 
              "source_size": 1, "target_only_acc": -1, "predicted_gain": 1}
 DISTANCE_SIGN = -1  # every distance column: a larger distance predicts less gain
 KEYS = ["source", "target", "budget"]
+#: What ``transferlab predict`` writes into a run folder (the report reads them).
+PREDICTIONS_FILE = "predictions.csv"
+EVALUATION_FILE = "predictor_evaluation.csv"
+SUMMARY_FILE = "predict.json"
 
 
 # --------------------------------------------------------------------------------------------- predictors

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.explain import EXPLANATIONS_FILE
+
 from .predict import flat_inputs
 
-EXPLANATIONS_FILE = "explanations.json"
 ALIGNING = ("dann", "coral")
 
 

@@ -22,10 +22,8 @@ import numpy as np
 import pandas as pd
 
 from adapt.errors import TransferlabError
+from analysis.forecast import EVALUATION_FILE, PREDICTIONS_FILE, SUMMARY_FILE
 
-PREDICTIONS_FILE = "predictions.csv"
-EVALUATION_FILE = "predictor_evaluation.csv"
-SUMMARY_FILE = "predict.json"
 #: Label-free distances between the source and the target's unlabelled pool (cheap at these sizes).
 DISTANCES = ("mmd2", "coral", "wasserstein")
 
