@@ -63,6 +63,17 @@ def test_cached_and_uncached_training_give_identical_records(digits, params):
     assert off["accuracy"] is not None and off["source_accuracy"] is not None
 
 
+@pytest.mark.parametrize("model", [
+    {"backbone": "resnet18", "pretrained": False, "image_size": 32},                     # all 5 blocks cached
+    {"backbone": "resnet18", "pretrained": False, "image_size": 32, "head_hidden": [16]},  # + bottleneck
+])
+def test_resnet_probe_cached_equals_uncached(digits, model):
+    cell = {"freeze": "backbone", "freeze_source": True}
+    off = _record(digits, cell, cache=False, model=model)
+    on = _record(digits, cell, cache=True, model=model)
+    assert features.store_for(True).stats["computed"] == 2 and on == off
+
+
 def test_the_cache_is_used_across_cells_and_runs(digits):
     probe = {"freeze": "backbone", "freeze_source": True}
     _record(digits, probe, cache=True, budget=3, seed=0)
