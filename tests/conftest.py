@@ -10,8 +10,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# frozen-prefix features (adapt.features) go to a per-session folder, never the user's ~/.cache
-os.environ.setdefault("TRANSFERLAB_FEATURE_CACHE", tempfile.mkdtemp(prefix="transferlab-test-features-"))
+# frozen-prefix features (adapt.features) go to a temporary folder, never the user's ~/.cache; one folder for
+# every session (entries are keyed by content and written atomically, so sharing it is safe and leaves no litter)
+os.environ.setdefault("TRANSFERLAB_FEATURE_CACHE", str(Path(tempfile.gettempdir()) / "transferlab-test-features"))
 
 import pytest  # noqa: E402
 
