@@ -30,7 +30,16 @@ from .distances import (
     proxy_a_distance,
     wasserstein_distance,
 )
-from .negative import benjamini_hochberg, budget_crossover, da_harm, negative_transfer, paired_stats
+from .negative import (
+    benjamini_hochberg,
+    budget_crossover,
+    budget_zero,
+    da_harm,
+    negative_transfer,
+    ok_rows,
+    paired_stats,
+    variance_prior,
+)
 from .predictors import distance_gain_correlation, harm_auroc
 from .results import load_curves, load_outcomes, load_results
 from .transferability import h_score, leep, logme, nce
@@ -39,6 +48,7 @@ __all__ = [
     "DISTANCES",
     "benjamini_hochberg",
     "budget_crossover",
+    "budget_zero",
     "bures_wasserstein2",
     "class_gaussian_w2",
     "coral_distance",
@@ -58,9 +68,11 @@ __all__ = [
     "mmd2_linear",
     "mmd_permutation_test",
     "nce",
+    "ok_rows",
     "negative_transfer",
     "otdd_distance",
     "paired_stats",
     "proxy_a_distance",
+    "variance_prior",
     "wasserstein_distance",
 ]

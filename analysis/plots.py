@@ -30,6 +30,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
+from .negative import ok_rows
+
 GAIN_LABEL = "gain vs scratch (accuracy points)"
 ACCURACY_LABEL = "target accuracy (%)"
 BUDGET_LABEL = "target labels per class"
@@ -37,7 +39,6 @@ NT_MARK = "NT"
 GAIN_CMAP = "RdBu"  # red = worse than scratch, blue = better
 ACCURACY_CMAP = "viridis"
 SCRATCH = "scratch"
-_OK_STATUS = ("ok",)
 FLAGGED_VALUES = ("negative", "harm", "nt", "true", "yes")
 
 __all__ = [
@@ -116,16 +117,6 @@ def _select(frame: pd.DataFrame, what: str, **equal) -> pd.DataFrame:
         have = {c: sorted(map(str, frame[c].dropna().unique())) for c in equal if c in frame.columns}
         want = ", ".join(f"{k}={v!r}" for k, v in equal.items())
         raise ValueError(f"{what}: no rows with {want}; the table has {have}")
-    return out
-
-
-def _ok_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of finished cells with an accuracy (failed / diverged cells are left out)."""
-    out = df
-    if "status" in out.columns:
-        out = out[out["status"].astype(str).str.lower().isin(_OK_STATUS) | out["status"].isna()]
-    if "accuracy" in out.columns:
-        out = out[np.isfinite(pd.to_numeric(out["accuracy"], errors="coerce"))]
     return out
 
 
@@ -229,7 +220,7 @@ def accuracy_heatmap(df: pd.DataFrame, method: str, budget: int, *, domains: Seq
     """
     sel = _select(df, "accuracy_heatmap", method=method, budget=budget)
     doms = domain_order(sel, domains=domains)
-    ok = _ok_rows(sel)
+    ok = ok_rows(sel)
     acc = ok.assign(accuracy=to_points(ok["accuracy"]))
     matrix = acc.pivot_table(index="source", columns="target", values="accuracy", aggfunc="mean")
     matrix = matrix.reindex(index=doms, columns=doms)
@@ -368,7 +359,7 @@ def budget_curves(df: pd.DataFrame, source: str, target: str, *, methods: Sequen
     ``df`` is the per-cell results table. Each line is the mean over seeds with a shaded 95% CI (Student t
     over seeds); scratch is drawn dashed black. With one budget the points carry error bars only.
     """
-    sel = _ok_rows(_select(df, "budget_curves", source=source, target=target))
+    sel = ok_rows(_select(df, "budget_curves", source=source, target=target))
     if methods is not None:
         sel = sel[sel["method"].isin(list(methods))]
     fig, ax = _axes(ax, (6.4, 4.4))

@@ -7,6 +7,8 @@ one row per ``(source, target)``) on the pair, and score every numeric distance 
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -15,6 +17,7 @@ import pandas as pd
 from adapt.errors import TransferlabError
 
 PAIR = ["source", "target"]
+MAX_EXACT_PERMUTATIONS = 5040  # 7 domains: 7! permutations are enumerated
 
 
 def _joined(nt_table: pd.DataFrame, distances_table, columns: Sequence[str] | None, need: str,
@@ -61,14 +64,25 @@ def distance_gain_correlation(
     distances_table,
     columns: Sequence[str] | None = None,
     by: Sequence[str] = (),
+    n_permutations: int = MAX_EXACT_PERMUTATIONS,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    r"""Spearman rank correlation of each distance with the transfer gain across the matrix.
+    r"""Spearman rank correlation of each distance with the transfer gain, tested by permuting domains.
 
     .. math:: \rho = \operatorname{corr}\big(\operatorname{rank}(d), \operatorname{rank}(\text{gain})\big)
 
-    with the two-sided p-value of ``scipy.stats.spearmanr`` (t approximation, no tie correction beyond
-    midranks). A good harm predictor has :math:`\rho < 0`: larger distance, smaller gain. Rows with a NaN
-    gain or distance are left out; fewer than 3 points or a constant column give NaN.
+    The pairs of one matrix are not independent observations: 4 domains give 12 ordered pairs but only 6
+    distinct symmetric distances, and every domain appears in 6 pairs. So the p-value is a Mantel / QAP test
+    (Mantel 1967; Krackhardt 1988): the domain labels of the distance matrix are permuted (one permutation
+    :math:`\pi` moves rows and columns alike, :math:`d_{st} \to d_{\pi(s)\pi(t)}`) while the gains stay,
+    and ``p_value`` is the share of permutations (the identity included) with :math:`|\rho_\pi| \ge
+    |\rho|`. All :math:`D!` permutations are enumerated when there are at most ``n_permutations`` of them
+    (4 domains: 24, so no p below 1/24 ≈ 0.042 exists), else ``n_permutations`` random ones (seeded).
+    Trying several distances is corrected by the max-statistic (Westfall & Young 1993): ``p_adjusted``
+    compares :math:`|\rho|` with the largest :math:`|\rho_\pi|` over all distances of the group under
+    the same permutation, which controls the family-wise error over the distances tried. ``p_spearman`` is
+    scipy's independent-pairs p-value, for reference only. A good harm predictor has :math:`\rho < 0`.
+    Rows with a NaN gain or distance are left out; fewer than 3 points or a constant column give NaN.
 
     Parameters
     ----------
@@ -79,26 +93,80 @@ def distance_gain_correlation(
     columns : sequence of str, optional
         Distance columns to score (default: every numeric one).
     by : sequence of str
-        Compute separately per group, e.g. ``("method", "budget")``.
+        Compute separately per group, e.g. ``("method", "budget")`` (multiplicity is corrected within a
+        group, over its distances).
+    n_permutations, seed : int
+        Enumeration limit / number of random permutations, and their seed.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``*by, distance, n, rho, p_value``.
+        Columns ``*by, distance, n, n_domains, rho, p_value, p_adjusted, p_spearman``.
     """
-    from scipy.stats import spearmanr
+    from scipy.stats import rankdata, spearmanr
 
     joined, columns = _joined(nt_table, distances_table, columns, "gain", by)
+    dist = _as_frame(distances_table)
     rows = []
     for key, g in _groups(joined, by):
+        g = g[np.isfinite(pd.to_numeric(g["gain"], errors="coerce"))]
+        domains = sorted(set(g["source"]) | set(g["target"]), key=str)
+        perms = _domain_permutations(len(domains), n_permutations, seed)
+        index = {d: i for i, d in enumerate(domains)}
+        src = np.array([index[v] for v in g["source"]])
+        tgt = np.array([index[v] for v in g["target"]])
+        gain = g["gain"].to_numpy(float)
+        stats_obs, stats_perm, info = {}, {}, {}
         for col in columns:
-            x, y = _finite_pair(g[col], g["gain"])
-            rho = p = np.nan
-            if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
-                res = spearmanr(x, y)
-                rho, p = float(res.statistic), float(res.pvalue)
-            rows.append({**key, "distance": col, "n": len(x), "rho": rho, "p_value": p})
-    return pd.DataFrame(rows, columns=[*by, "distance", "n", "rho", "p_value"])
+            lookup = {(s, t): v for s, t, v in zip(dist["source"], dist["target"],
+                                                   pd.to_numeric(dist[col], errors="coerce"))}
+            matrix = np.full((len(domains), len(domains)), np.nan)
+            for (s, t), v in lookup.items():
+                if s in index and t in index:
+                    matrix[index[s], index[t]] = v
+            permuted = matrix[perms[:, src], perms[:, tgt]]  # (permutations, rows); row 0: identity
+            x = permuted[0]
+            keep = np.isfinite(x)
+            n = int(keep.sum())
+            rho = p_sp = np.nan
+            if n >= 3 and np.ptp(x[keep]) > 0 and np.ptp(gain[keep]) > 0:
+                res = spearmanr(x[keep], gain[keep])
+                rho, p_sp = float(res.statistic), float(res.pvalue)
+                ok_perm = np.all(np.isfinite(permuted[:, keep]), axis=1)
+                rx = rankdata(permuted[ok_perm][:, keep], axis=1)
+                ry = rankdata(gain[keep])
+                rx = rx - rx.mean(1, keepdims=True)
+                ry = ry - ry.mean()
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    r_perm = (rx @ ry) / np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum())
+                full = np.full(len(perms), np.nan)
+                full[ok_perm] = r_perm
+                stats_obs[col], stats_perm[col] = abs(rho), np.abs(full)
+            info[col] = (n, rho, p_sp)
+        tested = [c for c in columns if c in stats_obs]
+        if tested:
+            max_perm = np.nanmax(np.stack([stats_perm[c] for c in tested]), axis=0)
+        for col in columns:
+            n, rho, p_sp = info[col]
+            p = p_adj = np.nan
+            if col in stats_obs:
+                tol = 1e-12
+                perm = stats_perm[col]
+                p = float(np.mean(perm[np.isfinite(perm)] >= stats_obs[col] - tol))
+                p_adj = float(np.mean(max_perm[np.isfinite(max_perm)] >= stats_obs[col] - tol))
+            rows.append({**key, "distance": col, "n": n, "n_domains": len(domains), "rho": rho, "p_value": p,
+                         "p_adjusted": p_adj, "p_spearman": p_sp})
+    return pd.DataFrame(rows, columns=[*by, "distance", "n", "n_domains", "rho", "p_value", "p_adjusted",
+                                       "p_spearman"])
+
+
+def _domain_permutations(n_domains: int, limit: int, seed: int) -> np.ndarray:
+    """Every permutation of the domains (identity first) when there are at most ``limit``, else the
+    identity and ``limit`` random ones."""
+    if math.factorial(n_domains) <= limit:
+        return np.array(list(itertools.permutations(range(n_domains))), dtype=np.int64).reshape(-1, n_domains)
+    rng = np.random.default_rng(seed)
+    return np.vstack([np.arange(n_domains), np.argsort(rng.random((limit, n_domains)), axis=1)])
 
 
 def harm_auroc(

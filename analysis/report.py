@@ -11,15 +11,18 @@ writes, into ``out`` (default the run folder)::
                       ``transferlab distances`` writes, so either can fill it)
 
 Sections: run summary; findings; the ranked worst pairs with their evidence (gain, CI, q, flag, distances);
-per method and budget a gain-vs-scratch heatmap (negative-transfer cells marked "NT") and a target-accuracy
-heatmap; the negative-transfer, DA-harm and budget-crossover tables; distance-vs-gain scatters with Spearman
-rho; label-budget curves of the worst pairs; training curves of one cell (default: the worst flagged one);
-failed cells.
+per method and budget > 0 a gain-vs-scratch heatmap (negative-transfer cells marked "NT") and a
+target-accuracy heatmap; the negative-transfer table (vs ``scratch``), the source-effect table (vs
+``target-only``, when the run has those cells), unconverged rows with what to change, the budget-0 table,
+the DA-harm and budget-crossover tables; distance-vs-gain scatters with permutation tests over domains;
+label-budget curves of the worst pairs; training curves of one cell (default: the worst flagged one);
+failed cells. Every statistics table names its baseline and says in one sentence what its seeds can show.
 
-Gains follow :func:`analysis.negative_transfer`: ``accuracy(method) − accuracy(scratch)``, seed-paired, at
-the same label budget. At budget 0 scratch cannot train; learning from the target alone with no labels is
-chance (``1/K``), which is what ``negative_transfer`` compares budget-0 rows with, and what the report says
-when it shows them. With budgets > 0 but no scratch cells, gains are reported as unavailable.
+Gains follow :func:`analysis.negative_transfer` (the statistics, their model and calibration are in
+:mod:`analysis.negative`): ``accuracy(method) − accuracy(baseline)``, seed-paired, at the same label budget
+> 0. At budget 0 no target-only baseline can train: those rows are in their own section
+(:func:`analysis.negative.budget_zero`, exact tests against chance, their own FDR family), never mixed into
+the negative-transfer family. With budgets > 0 but no scratch cells, gains are reported as unavailable.
 
 The figures are bare :class:`matplotlib.figure.Figure` objects saved with the Agg renderer: no display,
 no ``pyplot`` state, safe in a headless CLI.
@@ -45,6 +48,7 @@ import pandas as pd
 from adapt.errors import TransferlabError
 
 from . import plots
+from .negative import ok_rows
 
 #: Distances the report computes per pair when ``distances.csv`` does not already hold them: each takes about
 #: a second per pair on a few thousand samples. ``otdd`` reads target labels (an oracle, for analysis only).
@@ -54,6 +58,7 @@ REPORT_DISTANCES = ("mmd2", "coral", "wasserstein", "otdd")
 DISTANCES_FILE = "distances.csv"
 FIGURES_DIR = "figures"
 SCRATCH = "scratch"
+TARGET_ONLY = "target-only"
 TOP_PAIRS = 10
 BUDGET_CURVE_PAIRS = 4
 DPI = 110
@@ -329,8 +334,12 @@ class _Analysis:
     methods: list[str]
     budgets: list[int]
     has_scratch: bool
-    nt: pd.DataFrame | None = None  # rows with a usable gain (vs scratch, or vs chance at budget 0)
-    nt_all: pd.DataFrame | None = None
+    nt: pd.DataFrame | None = None  # tested rows vs scratch (budget > 0, baseline present, converged)
+    nt_all: pd.DataFrame | None = None  # every row of negative_transfer, unconverged and no-baseline included
+    source: pd.DataFrame | None = None  # tested rows vs target-only (the source's own effect)
+    source_all: pd.DataFrame | None = None
+    zero: pd.DataFrame | None = None  # budget_zero: accuracy vs chance, exact tests, own family
+    outcomes: pd.DataFrame | None = None
     harm: pd.DataFrame | None = None
     crossover: pd.DataFrame | None = None
     dist: pd.DataFrame | None = None
@@ -340,14 +349,13 @@ class _Analysis:
 
 def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -> _Analysis:
     from . import negative
-    from .results import load_results
+    from .results import load_outcomes, load_results
 
     with warnings.catch_warnings():  # the header says it instead (other_records)
         warnings.simplefilter("ignore")
         df = load_results(run_dir)
     run_info = _read_run_json(run_dir)
-    ok = df[df["status"].astype(str) == "ok"]
-    ok = ok[np.isfinite(pd.to_numeric(ok["accuracy"], errors="coerce"))]
+    ok = ok_rows(df)
     domains = [d for d in run_info.get("domains") or [] if d in set(df["source"]) | set(df["target"])]
     domains = domains or plots.domain_order(df)
     methods = list(dict.fromkeys(m["label"] for m in (run_info.get("config") or {}).get("methods", [])
@@ -357,35 +365,41 @@ def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -
     a = _Analysis(df=df, ok=ok, run_info=run_info, domains=domains, methods=methods, budgets=budgets,
                   has_scratch=bool((ok["method"] == SCRATCH).any()))
 
-    transfer_methods = [m for m in methods if m != SCRATCH]
+    transfer_methods = [m for m in methods if m not in negative.BASELINES]
+    try:
+        a.outcomes = load_outcomes(run_dir)
+    except TransferlabError:
+        a.outcomes = None
+    tested = ("negative", "positive", "inconclusive")
     if transfer_methods and len(ok):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            nt_all = negative.negative_transfer(df, alpha=alpha)
-        a.nt_all = nt_all
-        usable = nt_all[(nt_all["baseline"] == SCRATCH) | ((nt_all["baseline"] == "chance")
-                                                           & (nt_all["budget"] == 0))]
-        usable = usable[np.isfinite(usable["gain"])]
+            a.nt_all = negative.negative_transfer(df, alpha=alpha, outcomes=a.outcomes)
+        usable = a.nt_all[a.nt_all["flag"].isin(tested)]
         a.nt = usable.reset_index(drop=True) if len(usable) else None
         if a.nt is None:
-            no_chance = " (budget 0 rows have no class count to compare with chance)" if 0 in budgets else ""
+            zero = " (budget-0 rows have their own section: no baseline can train without labels)" \
+                if 0 in budgets else ""
             a.notes["gain"] = ("Gains vs scratch are unavailable: the run has no finished `scratch` cells "
-                               f"at its budgets{no_chance}.")
-        elif not a.has_scratch:
-            a.notes["gain"] = ("Gains vs scratch are unavailable (no finished `scratch` cells); only "
-                               "budget-0 gains vs chance are shown.")
+                               f"paired with a transfer method at a budget > 0{zero}.")
+        if (ok["method"] == TARGET_ONLY).any():
+            a.source_all = negative.negative_transfer(df, alpha=alpha, baseline=TARGET_ONLY, outcomes=a.outcomes)
+            src = a.source_all[a.source_all["flag"].isin(tested)]
+            a.source = src.reset_index(drop=True) if len(src) else None
+        if (pd.to_numeric(ok["budget"], errors="coerce") == 0).any():
+            a.zero = negative.budget_zero(df, alpha=alpha, outcomes=a.outcomes)
     else:
         a.notes["gain"] = ("Gains vs scratch are unavailable: the run has no transfer method with finished "
                            "cells.")
 
     da = [m for m in transfer_methods if m != "finetune"]
     if "finetune" in set(ok["method"]) and da:
-        a.harm = negative.da_harm(df, alpha=alpha)
+        a.harm = negative.da_harm(df, alpha=alpha, outcomes=a.outcomes)
     else:
         a.notes["harm"] = ("DA harm needs `finetune` and at least one other adaptation method with finished "
                            "cells; this run has " + ", ".join(f"`{m}`" for m in methods) + ".")
     if a.nt is not None and a.nt.groupby(["source", "target", "method"])["budget"].nunique().max() > 1:
-        a.crossover = negative.budget_crossover(a.nt)
+        a.crossover = negative.budget_crossover(df)
     else:
         a.notes["crossover"] = "Budget crossover needs gains at two or more budgets for one pair and method."
 
@@ -578,16 +592,13 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
     doc.heading("Findings")
     items = []
     if a.nt is not None:
-        flagged = a.nt[[plots.is_flagged(f) for f in a.nt["flag"]]]
-        chance = bool((a.nt["baseline"] == "chance").any())
-        vs = ("scratch (chance at budget 0)" if chance else "scratch") if a.has_scratch else "chance"
-        items.append(f"**{len(flagged)} of {len(a.nt)}** (pair, method, budget) rows are flagged negative "
-                     f"transfer (gain vs {vs} below 0, Benjamini–Hochberg q < {alpha} over the matrix).")
+        flagged = a.nt[a.nt["flag"] == "negative"]
+        items.append(f"**{len(flagged)} of {len(a.nt)}** tested (pair, method, budget > 0) rows are flagged "
+                     f"negative transfer: gain vs `scratch` significantly below −min_effect (moderated t, "
+                     f"Benjamini–Hochberg q < {alpha} among the loss tests).")
         for row in flagged.sort_values("gain").head(5).itertuples():
             items.append(f"NT: {_pair(row.source, row.target)}, `{row.method}`, budget {row.budget}: gain "
-                         f"{_pts(row.gain)} points, 95% CI {_ci(row.ci_low, row.ci_high)}, "
-                         f"q = {_p(row.q_value)}"
-                         + (" (vs chance)" if row.baseline == "chance" else ""))
+                         f"{_pts(row.gain)} points, 95% CI {_ci(row.ci_low, row.ci_high)}, q = {_p(row.q_value)}")
         if flagged.empty:
             for row in a.nt[a.nt["gain"] < 0].sort_values("gain").head(3).itertuples():
                 items.append(f"Largest loss, not significant: {_pair(row.source, row.target)}, "
@@ -597,12 +608,28 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
         rest = len(a.nt) - positive - len(flagged)
         items.append(f"{positive} row{'s' if positive != 1 else ''} show{'s' if positive == 1 else ''} "
                      f"significant positive transfer; {rest} {'are' if rest != 1 else 'is'} inconclusive at "
-                     f"{_seed_text(a.nt)}.")
-        if (a.nt["baseline"] == "chance").any():
-            items.append("Budget-0 rows are compared with chance (1/K): with no target labels, learning from "
-                         "the target alone cannot beat guessing.")
+                     f"{_seed_text(a.nt)}. {_power_sentence(a.nt)}")
     if "gain" in a.notes:
         items.append(a.notes["gain"])
+    if a.nt_all is not None:
+        unconv = int((a.nt_all["flag"] == "unconverged").sum())
+        orphans = int((a.nt_all["flag"] == "no-baseline").sum())
+        if unconv:
+            items.append(f"{unconv} row{'s' if unconv != 1 else ''} not tested because an arm had not "
+                         f"converged (see **Unconverged rows**).")
+        if orphans:
+            items.append(f"{orphans} row{'s' if orphans != 1 else ''} without a `scratch` run on the same "
+                         f"seeds: `no-baseline`, not compared with anything.")
+    if a.source is not None:
+        neg = a.source[a.source["flag"] == "negative"]
+        items.append(f"Source effect (vs `target-only`, same initial weights): {len(neg)} of {len(a.source)} "
+                     f"rows significantly worse — the source domain itself hurts there.")
+    if a.zero is not None and len(a.zero):
+        above = int((a.zero["flag"] == "above-chance").sum())
+        below = int((a.zero["flag"] == "below-chance").sum())
+        items.append(f"Budget 0 (no target labels; its own table and FDR family): {above} of {len(a.zero)} "
+                     f"rows above chance, {below} below chance (exact binomial tests on the pooled test "
+                     f"counts).")
     if a.harm is not None:
         harm = a.harm[a.harm["flag"] == "harm"]
         items.append(f"DA harm: {len(harm)} of {len(a.harm)} adaptation rows are significantly worse than "
@@ -615,10 +642,35 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
         corr = _correlations(a)
         if corr is not None and corr["rho"].notna().any():
             best = corr.loc[corr["rho"].abs().idxmax()]
-            items.append(f"Strongest distance–gain association: `{best['distance']}` for "
-                         f"`{best['method']}` at budget {best['budget']} "
-                         f"(Spearman ρ = {best['rho']:+.2f}, n = {int(best['n'])}).")
+            n_tried = int(corr["rho"].notna().sum())
+            verdict = ("significant after adjusting for the distances tried"
+                       if best["p_adjusted"] < alpha else "not significant once the distances tried are "
+                       "accounted for")
+            items.append(f"Strongest distance–gain association of {n_tried} tried: `{best['distance']}` for "
+                         f"`{best['method']}` at budget {best['budget']} (Spearman ρ = {best['rho']:+.2f}, "
+                         f"n = {int(best['n'])} pairs of {int(best['n_domains'])} domains; permutation over "
+                         f"domains p = {_p(best['p_value'])}, max-statistic adjusted p = "
+                         f"{_p(best['p_adjusted'])}: {verdict}).")
     doc.bullets(items or ["No finished cells."])
+
+
+def _power_sentence(table: pd.DataFrame) -> str:
+    """One sentence on what the table's seeds can show: typical detectable loss, seeds an effect needs."""
+    mde = table["mde"].to_numpy(float)
+    mde = mde[np.isfinite(mde)]
+    if not len(mde):
+        return ""
+    text = (f"With these seeds a loss is detected (80% power, per-test level) from about "
+            f"{100 * np.median(mde):.1f} points (median over rows; {100 * mde.min():.1f}–{100 * mde.max():.1f})")
+    need = table.loc[table["flag"] == "inconclusive", "seeds_needed"].to_numpy(float)
+    finite = need[np.isfinite(need)]
+    if len(finite):
+        text += (f"; the inconclusive rows' observed effects would need a median of {int(np.median(finite))} "
+                 f"seeds")
+    unreachable = int((~np.isfinite(need)).sum())
+    if unreachable:
+        text += f" ({unreachable} are within the margin or need more than 1000)"
+    return text + "."
 
 
 def _seed_text(nt: pd.DataFrame) -> str:
@@ -667,9 +719,8 @@ def _section_gain_heatmaps(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
                 continue
             limit = plots.gain_limit(a.nt[a.nt["budget"] == budget])
             fig = plots.gain_heatmap(a.nt, method, budget, domains=a.domains, limit=limit)
-            vs = "chance" if (sel["baseline"] == "chance").all() else "scratch"
             doc.figure(figs.save(fig, f"gain_{method}_b{budget}"),
-                       f"Gain of {method} vs {vs}, {budget} target labels per class")
+                       f"Gain of {method} vs scratch, {budget} target labels per class")
 
 
 def _section_accuracy_heatmaps(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
@@ -697,7 +748,20 @@ def _fmt_stats(table: pd.DataFrame, ref_col: str, ref_name: str) -> pd.DataFrame
         "flag": table["flag"], "seeds": table["n_seeds"],
         "accuracy (%)": [_pts(x, signed=False) for x in table["mean_accuracy"]],
         ref_name: [_pts(x, signed=False) for x in table[ref_col]],
+        "margin (pts)": [_pts(x, signed=False) for x in table["min_effect"]],
+        "MDE (pts)": [_pts(x, signed=False) for x in table["mde"]],
+        "seeds needed": [("" if not np.isfinite(v) else ">1000" if np.isinf(v) else str(int(v)))
+                         if isinstance(v, float) else "" for v in table["seeds_needed"].astype(float)],
+        "note": table["note"],
     })
+
+
+_STATS_NOTE = ("Moderated t over seeds (variances shrunk toward the family's pooled variance; Smyth 2004), "
+               "one-sided per direction against the margin (`margin`: one test example), Benjamini–Hochberg "
+               "q per direction over the tested rows at budget > 0. `MDE`: the loss detectable with 80% power "
+               "at the row's variance and seeds; `seeds needed`: for inconclusive rows, the seeds at which the "
+               "observed effect would be detected. Zero-variance and one-seed rows never get p = 0 (an exact "
+               "McNemar test on the per-example outcomes is added where recorded; `note`).")
 
 
 def _section_tables(doc: _Doc, a: _Analysis) -> None:
@@ -705,18 +769,34 @@ def _section_tables(doc: _Doc, a: _Analysis) -> None:
     if a.nt is None:
         doc.para(a.notes.get("gain", "Gains unavailable."))
     else:
-        doc.para("Every (pair, method, budget) with a gain: paired t-test over seeds, Benjamini–Hochberg q "
-                 "over the matrix; flag `negative` / `positive` when q < alpha, else `inconclusive`.")
-        table = _fmt_stats(a.nt, "mean_scratch", "baseline acc (%)")
-        table.insert(len(table.columns), "vs", a.nt["baseline"].to_numpy())
-        doc.table(table)
+        doc.para("Baseline: **`scratch`** (random init, target labels only, same seed and budget): does "
+                 "transfer beat training from nothing? " + _STATS_NOTE + " " + _power_sentence(a.nt))
+        doc.table(_fmt_stats(a.nt, "mean_scratch", "scratch acc (%)"))
+    if a.nt_all is not None:
+        orphans = a.nt_all[a.nt_all["flag"] == "no-baseline"]
+        if len(orphans):
+            doc.para(f"`no-baseline` ({len(orphans)} rows, not tested, never compared with chance): "
+                     + ", ".join(f"{_pair(r.source, r.target)} `{r.method}` budget {r.budget}"
+                                 for r in orphans.head(20).itertuples()) + ("…" if len(orphans) > 20 else "."))
+
+    if a.source is not None:
+        doc.heading("Source effect (vs target-only)")
+        doc.para("Baseline: **`target-only`** (the transfer methods' initial weights, target labels only): "
+                 "does the *source domain* help, beyond the initialisation? (Wang et al.'s negative-transfer "
+                 "gap.) " + _STATS_NOTE + " " + _power_sentence(a.source))
+        doc.table(_fmt_stats(a.source, "mean_scratch", "target-only acc (%)"))
+
+    _section_unconverged(doc, a)
+    _section_budget_zero(doc, a)
 
     doc.heading("DA harm")
     if a.harm is None:
         doc.para(a.notes.get("harm", "Unavailable."))
     else:
-        doc.para("Each adaptation method against plain `finetune` on the same pair, seed and budget: `harm` "
-                 "when it is significantly worse.")
+        tested = a.harm[a.harm["flag"].isin(["harm", "help", "inconclusive"])]
+        doc.para("Baseline: **`finetune`** on the same pair, seed and budget: does the adaptation term help or "
+                 "harm? `harm` when significantly worse. Budget 0 and budget > 0 are separate FDR families. "
+                 + _STATS_NOTE + " " + _power_sentence(tested))
         doc.table(_fmt_stats(a.harm, "mean_reference", "finetune acc (%)"))
 
     doc.heading("Budget crossover")
@@ -724,13 +804,70 @@ def _section_tables(doc: _Doc, a: _Analysis) -> None:
         doc.para(a.notes.get("crossover", "Unavailable."))
     else:
         doc.para("`crossover_budget`: the smallest label budget from which scratch beats the method at that "
-                 "and every larger budget (point estimates); empty when transfer still wins at the largest "
-                 "budget.")
+                 "and every larger budget (point estimates); `support`: the share of bootstrap resamples of the "
+                 "seeds with a crossover, `95% CI` its percentile interval (`inf`: no crossover within the "
+                 "budgets run); `confirmed`: the loss at the largest budget is flagged `negative`. A crossover "
+                 "that is not confirmed is a point estimate, not a finding.")
         cross = a.crossover.copy()
         cross.insert(0, "pair", [_pair(s, t) for s, t in zip(cross.pop("source"), cross.pop("target"))])
         for col in ("crossover_budget", "first_negative_budget"):
             cross[col] = [("" if not np.isfinite(v) else str(int(v))) for v in cross[col].astype(float)]
+        cross["95% CI"] = [("" if not np.isfinite(lo) else f"[{lo:g}, {hi:g}]")
+                           for lo, hi in zip(cross.pop("ci_low").astype(float), cross.pop("ci_high").astype(float))]
+        cross["support"] = [_num(v) for v in cross["support"]]
         doc.table(cross)
+
+
+def _section_unconverged(doc: _Doc, a: _Analysis) -> None:
+    tables = [(name, t[t["flag"] == "unconverged"]) for name, t in (("scratch", a.nt_all),
+                                                                    ("target-only", a.source_all))
+              if t is not None]
+    rows = pd.concat([t.assign(vs=name) for name, t in tables if len(t)], ignore_index=True) \
+        if any(len(t) for _, t in tables) else None
+    if rows is None:
+        return
+    doc.heading("Unconverged rows")
+    doc.para("These rows are **not** tested and never flagged `negative` or `positive`: an arm's training loss "
+             "was still falling (or its labelled-target accuracy still climbing) at the end of a phase, so the "
+             "gain measures where training stopped, not transfer. To decide them, train longer "
+             "(`train.steps`) or with a larger learning rate (`train.lr`), or a schedule that ends lower "
+             "(`train.lr_schedule`), then rerun these cells (`transferlab run` resumes).")
+    doc.table(pd.DataFrame({
+        "pair": [_pair(s, t) for s, t in zip(rows["source"], rows["target"])], "method": rows["method"],
+        "budget": rows["budget"], "vs": rows["vs"], "gain (pts)": [_pts(g) for g in rows["gain"]],
+        "seeds": rows["n_seeds"], "why": rows["convergence_reason"]}))
+
+
+def _section_budget_zero(doc: _Doc, a: _Analysis) -> None:
+    if a.zero is None or not len(a.zero):
+        return
+    z = a.zero
+    doc.heading("Budget 0 (no target labels)")
+    doc.para("Without target labels no target-only baseline can train, so these rows are not in the "
+             "negative-transfer family. Accuracy over the test counts pooled over seeds, with the exact "
+             "(Clopper–Pearson) 95% interval; one-sided exact binomial tests against chance (1/K), and, "
+             "where per-example outcomes are recorded, an exact McNemar test against the source-only model "
+             "(`finetune` at budget 0) on the same test examples; all p-values of this table form one "
+             "Benjamini–Hochberg family of their own. Pooling treats test predictions as independent, so "
+             "these say whether the model family is above chance on these test sets, not how it varies "
+             f"over seeds. With {int(z['n'].median()) if z['n'].notna().any() else 'n/a'} pooled test "
+             "predictions per row (median), the interval is about ±"
+             f"{_half_width(z)} points wide.")
+    doc.table(pd.DataFrame({
+        "pair": [_pair(s, t) for s, t in zip(z["source"], z["target"])], "method": z["method"],
+        "seeds": z["n_seeds"], "accuracy (%)": [_pts(x, signed=False) for x in z["accuracy"]],
+        "exact 95% CI": [_ci(lo, hi).replace("+", "") for lo, hi in zip(z["ci_low"], z["ci_high"])],
+        "chance (%)": [_pts(x, signed=False) for x in z["chance"]],
+        "correct / n": [f"{int(k)}/{int(n)}" if np.isfinite(n) else "n/a" for k, n in zip(z["correct"], z["n"])],
+        "q above": [_p(q) for q in z["q_above"]], "q below": [_p(q) for q in z["q_below"]], "flag": z["flag"],
+        "vs finetune (pts)": [_pts(g) for g in z["gain_vs_reference"]],
+        "q vs finetune": [_p(q) for q in z["q_vs_reference"]], "flag vs finetune": z["flag_vs_reference"]}))
+
+
+def _half_width(z: pd.DataFrame) -> str:
+    w = (z["ci_high"] - z["ci_low"]).to_numpy(float) / 2
+    w = w[np.isfinite(w)]
+    return f"{100 * np.median(w):.1f}" if len(w) else "n/a"
 
 
 def _correlations(a: _Analysis) -> pd.DataFrame | None:
@@ -760,8 +897,14 @@ def _section_distances(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
         return
     corr = _correlations(a)
     if corr is not None and len(corr):
-        doc.para("Spearman rank correlation of each distance with the gain (a harm predictor has ρ < 0):")
-        doc.table(corr.assign(rho=[_num(v) for v in corr["rho"]], p_value=[_p(v) for v in corr["p_value"]]))
+        doc.para("Spearman rank correlation of each distance with the gain (a harm predictor has ρ < 0). The "
+                 "pairs share domains, so `p_value` permutes the domain labels of the distance matrix (Mantel/QAP; "
+                 "with D domains no p below 1/D! exists: 1/24 for 4), and `p_adjusted` corrects for the "
+                 "distances tried (max-statistic); `p_spearman` wrongly treats the pairs as independent and "
+                 "is shown for reference only.")
+        doc.table(corr.assign(rho=[_num(v) for v in corr["rho"]], p_value=[_p(v) for v in corr["p_value"]],
+                              p_adjusted=[_p(v) for v in corr["p_adjusted"]],
+                              p_spearman=[_p(v) for v in corr["p_spearman"]]))
     joined = _with_distances(a.nt, a)
     ncol = min(3, len(cols))
     nrow = math.ceil(len(cols) / ncol)
@@ -777,8 +920,7 @@ def _section_distances(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
             plots.distance_gain_scatter(part, col, ax=ax)
         for ax in axes[len(cols):]:
             ax.set_axis_off()
-        vs = "chance" if (part["baseline"] == "chance").all() else "scratch"
-        fig.suptitle(f"Gain vs {vs} against domain distance, {budget} target labels per class")
+        fig.suptitle(f"Gain vs scratch against domain distance, {budget} target labels per class")
         doc.figure(figs.save(fig, f"distance_gain_b{budget}"),
                    f"Gain vs distance at budget {budget}; black rings: flagged NT")
 
