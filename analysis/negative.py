@@ -442,16 +442,19 @@ def _paired_table(treated: pd.DataFrame, reference: pd.DataFrame, join: list[str
     conv = t["converged"].fillna(True).astype(bool)
     ref_conv = t["ref_converged"].fillna(True).astype(bool)
     unconv = ~no_base & ~(conv & ref_conv)
-    if unconv.any():  # say which arm, and why
-        why = paired.groupby(CELL_KEYS, dropna=False, sort=True).agg(
-            reason=("reason", _reasons), ref_reason=("ref_reason", _reasons)).reset_index()
-        t = t.merge(why, on=CELL_KEYS, how="left")
+    if unconv.any():  # say which arm, on how many seeds, and why (the first seed's reason)
         for i in np.flatnonzero(unconv.to_numpy()):
+            seeds = paired
+            for k in CELL_KEYS:
+                seeds = seeds[seeds[k] == t[k].iloc[i]]
             parts = []
-            if not conv.iloc[i]:
-                parts.append(f"{t['method'].iloc[i]}: {t['reason'].iloc[i] or 'not converged'}")
-            if not ref_conv.iloc[i]:
-                parts.append(f"{reference_name}: {t['ref_reason'].iloc[i] or 'not converged'}")
+            for arm, flag_col, why_col in ((t["method"].iloc[i], "converged", "reason"),
+                                           (reference_name, "ref_converged", "ref_reason")):
+                bad = seeds[~seeds[flag_col].astype(bool)]
+                if len(bad):
+                    first = next((r for r in bad[why_col] if isinstance(r, str) and r), "not converged")
+                    parts.append(f"{arm}: {len(bad)} of {len(seeds)} seeds, e.g. seed {bad['seed'].iloc[0]}: "
+                                 f"{first.split('; ')[0]}")
             t.loc[t.index[i], "convergence_reason"] = "; ".join(parts)
         t.loc[unconv.to_numpy(), "flag"] = "unconverged"
 
@@ -619,20 +622,23 @@ def budget_zero(df: pd.DataFrame, alpha: float = 0.05, reference: str = "finetun
     per-example ``outcomes``: the exact McNemar test pooled over seeds (``gain_vs_reference``,
     ``p_vs_reference``). All p-values of the table form one BH family (never mixed with budget > 0 rows).
     ``flag``: ``below-chance`` / ``above-chance`` when that side's q < alpha, else ``at-chance``;
-    ``flag_vs_reference``: ``harm`` / ``help`` / ``inconclusive`` (empty for the reference itself or
-    without outcomes).
+    ``flag_vs_reference``: ``harm`` / ``help`` / ``inconclusive``, or ``unconverged`` when a seed of either
+    model had not converged (empty for the reference itself or without outcomes). ``converged``: every
+    seed of the row's model converged (the accuracy-vs-chance test describes the model as trained either
+    way).
 
     Returns
     -------
     pandas.DataFrame
         ``source, target, method, n_seeds, accuracy, ci_low, ci_high, chance, correct, n, p_above, q_above,
-        p_below, q_below, flag, gain_vs_reference, p_vs_reference, q_vs_reference, flag_vs_reference``.
+        p_below, q_below, flag, gain_vs_reference, p_vs_reference, q_vs_reference, flag_vs_reference,
+        converged``.
     """
     from scipy.stats import binomtest
 
     cols = ["source", "target", "method", "n_seeds", "accuracy", "ci_low", "ci_high", "chance", "correct", "n",
             "p_above", "q_above", "p_below", "q_below", "flag", "gain_vs_reference", "p_vs_reference",
-            "q_vs_reference", "flag_vs_reference"]
+            "q_vs_reference", "flag_vs_reference", "converged"]
     ok = _checked(df)
     ok = ok[pd.to_numeric(ok["budget"], errors="coerce") == 0]
     ok = ok[~ok["method"].astype(str).isin(BASELINES)]
@@ -644,7 +650,8 @@ def budget_zero(df: pd.DataFrame, alpha: float = 0.05, reference: str = "finetun
         n_test = g["n_test"].to_numpy(float)
         k_cls = g["n_classes"].max()
         row = {"source": s, "target": tgt, "method": meth, "n_seeds": len(g),
-               "accuracy": float(g["accuracy"].mean()), "chance": 1.0 / k_cls if k_cls > 0 else np.nan}
+               "accuracy": float(g["accuracy"].mean()), "chance": 1.0 / k_cls if k_cls > 0 else np.nan,
+               "converged": bool(g["converged"].all())}
         if np.all(np.isfinite(n_test)) and len(n_test):
             correct = int(np.round(g["accuracy"].to_numpy() * n_test).sum())
             total = int(n_test.sum())
@@ -693,6 +700,12 @@ def budget_zero(df: pd.DataFrame, alpha: float = 0.05, reference: str = "finetun
     out["flag_vs_reference"] = np.where(out["p_vs_reference"].isna(), "",
                                         np.where(sig & (direction < 0), "harm",
                                                  np.where(sig & (direction > 0), "help", "inconclusive")))
+    # A comparison with an arm that had not converged is reported, not decided (as in negative_transfer).
+    ref_conv = out.set_index(["source", "target", "method"])["converged"].to_dict()
+    arm_unconverged = [not (c and ref_conv.get((s, t, reference), True))
+                       for s, t, c in zip(out["source"], out["target"], out["converged"])]
+    out["flag_vs_reference"] = np.where(np.array(arm_unconverged) & (out["flag_vs_reference"] != ""),
+                                        "unconverged", out["flag_vs_reference"])
     return out[cols].reset_index(drop=True)
 
 

@@ -632,8 +632,12 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
                      f"counts).")
     if a.harm is not None:
         harm = a.harm[a.harm["flag"] == "harm"]
-        items.append(f"DA harm: {len(harm)} of {len(a.harm)} adaptation rows are significantly worse than "
-                     f"plain `finetune` on the same pair" + (":" if len(harm) else "."))
+        tested = int(a.harm["flag"].isin(["harm", "help", "inconclusive"]).sum())
+        unconv = int((a.harm["flag"] == "unconverged").sum())
+        items.append(f"DA harm: {len(harm)} of {tested} tested adaptation rows are significantly worse than "
+                     f"plain `finetune` on the same pair" + (f" ({unconv} more not tested: an arm had not "
+                                                             f"converged)" if unconv else "")
+                     + (":" if len(harm) else "."))
         for row in harm.sort_values("gain").head(5).itertuples():
             items.append(f"harm: {_pair(row.source, row.target)}, `{row.method}`, budget {row.budget}: "
                          f"{_pts(row.gain)} points vs finetune, 95% CI {_ci(row.ci_low, row.ci_high)}, "
@@ -861,7 +865,8 @@ def _section_budget_zero(doc: _Doc, a: _Analysis) -> None:
         "correct / n": [f"{int(k)}/{int(n)}" if np.isfinite(n) else "n/a" for k, n in zip(z["correct"], z["n"])],
         "q above": [_p(q) for q in z["q_above"]], "q below": [_p(q) for q in z["q_below"]], "flag": z["flag"],
         "vs finetune (pts)": [_pts(g) for g in z["gain_vs_reference"]],
-        "q vs finetune": [_p(q) for q in z["q_vs_reference"]], "flag vs finetune": z["flag_vs_reference"]}))
+        "q vs finetune": [_p(q) for q in z["q_vs_reference"]], "flag vs finetune": z["flag_vs_reference"],
+        "converged": ["yes" if c else "no" for c in z["converged"]]}))
 
 
 def _half_width(z: pd.DataFrame) -> str:

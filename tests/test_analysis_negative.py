@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from adapt.errors import TransferlabError
-from analysis.negative import benjamini_hochberg, budget_crossover, da_harm, negative_transfer, paired_stats
+from analysis.negative import benjamini_hochberg, da_harm, negative_transfer, paired_stats
 
 SCRATCH = {  # (target, budget) -> accuracy per seed 0..3
     ("b", 5): [0.60, 0.62, 0.58, 0.61],

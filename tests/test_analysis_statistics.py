@@ -16,7 +16,6 @@ from scipy import optimize, stats
 
 from analysis import budget_crossover, budget_zero, da_harm, negative_transfer, ok_rows, variance_prior
 from analysis import plots
-from analysis.negative import family_test
 
 
 def _matrix(n_cells=12, seeds=3, n_test=200, sd=0.02, seed=0, losses=None, budget=5):
@@ -192,7 +191,7 @@ def test_unconverged_rows_are_flagged_apart_with_the_reason():
     df.loc[bad, "convergence_reason"] = "loss still falling 12%/last quarter"
     out = negative_transfer(df).set_index("source")
     assert out.loc["s00", "flag"] == "unconverged" and math.isnan(out.loc["s00", "q_value"])
-    assert out.loc["s00", "convergence_reason"] == "scratch: loss still falling 12%/last quarter"
+    assert out.loc["s00", "convergence_reason"] == "scratch: 1 of 3 seeds, e.g. seed 1: loss still falling 12%/last quarter"
     assert out.loc["s01", "flag"] == "negative"
     no_column = negative_transfer(df.drop(columns=["converged", "convergence_reason"]))
     assert no_column.set_index("source").loc["s00", "flag"] == "negative"  # old records: converged

@@ -45,7 +45,7 @@ def make_run(root: Path, methods=("finetune", "dann", "scratch"), budgets=(0, 5)
                 continue
             for m in methods:
                 for b in budgets:
-                    if m == "scratch" and b == 0:
+                    if m in ("scratch", "target-only") and b == 0:
                         continue
                     for seed in range(seeds):
                         key = f"{s[:3]}{t[:3]}{m}{b}s{seed}"
@@ -221,6 +221,48 @@ def test_report_budget_zero_only(tmp_path, n_classes):
     else:
         assert "at-chance" in zero and "n/a" in zero  # no class count: no test, no claim
     assert len(images(section(md, "Training curves"))) == 1
+
+
+def _edit_records(run: Path, edit) -> None:
+    for path in (run / "cells").glob("*.json"):
+        record = json.loads(path.read_text())
+        if edit(record):
+            path.write_text(json.dumps(record))
+
+
+def test_report_unconverged_source_effect_and_zero_variance(tmp_path):
+    run = make_run(tmp_path / "run", methods=("finetune", "scratch", "target-only"), budgets=(5,), seeds=3)
+
+    def unconverged(rec):
+        if (rec["source"], rec["target"], rec["method"]) == ("original", "rotated", "finetune"):
+            rec["converged"], rec["convergence_reason"] = False, "phase 'target': training loss still falling"
+            return True
+        return False
+
+    scratch = {}
+    _edit_records(run, lambda rec: scratch.setdefault((rec["target"], rec["seed"]), []).append(rec["accuracy"])
+                  if rec["method"] == "scratch" else None)
+
+    def deterministic(rec):  # 10 points below scratch on every seed: zero variance across seeds
+        if (rec["source"], rec["target"], rec["method"]) == ("rotated", "inverted", "finetune"):
+            rec["accuracy"] = float(np.mean(scratch[rec["target"], rec["seed"]])) - 0.1
+            return True
+        return False
+
+    _edit_records(run, unconverged)
+    _edit_records(run, deterministic)
+    md = build_report(run, distances=()).read_text()
+    unconv = section(md, "Unconverged rows")
+    assert "| original → rotated | finetune | 5 | scratch |" in unconv and "train.steps" in unconv
+    nt = section(md, "Negative transfer")
+    assert "Baseline: **`scratch`**" in nt and "| original → rotated | finetune |" not in nt
+    flat = next(line for line in nt.splitlines() if line.startswith("| rotated → inverted | finetune |"))
+    cells = [c.strip() for c in flat.split("|")]
+    assert cells[6] not in ("0", "n/a") and float(cells[6]) > 0  # p of a zero-variance row
+    assert "zero variance" in flat
+    source = section(md, "Source effect (vs target-only)")
+    assert "Baseline: **`target-only`**" in source and "| rotated → original | finetune | 5 |" in source
+    assert "Source effect (vs `target-only`" in section(md, "Findings")
 
 
 def test_cli_report_calls_build_report(full, capsys):
