@@ -3,8 +3,8 @@ r"""Negative transfer and DA harm over a transfer matrix: seed-paired, moderated
 **What is tested.** Wang, Dai, Póczos & Carbonell ("Characterizing and Avoiding Negative Transfer", CVPR
 2019) define negative transfer as the source making the target error larger than learning without it:
 :math:`\mathrm{NTG} = \epsilon_\tau(A(S, \tau)) - \epsilon_\tau(A(\emptyset, \tau))`. We report the *gain*
-:math:`= -\mathrm{NTG}` in accuracy, ``accuracy(method) − accuracy(baseline)``, seed-paired at the same label
-budget. Two baselines answer two questions: ``scratch`` (random init, target labels only): "does transfer
+:math:`= -\mathrm{NTG}` in accuracy, ``accuracy(method) − accuracy(baseline)``, seed-paired at the same
+label budget. Two baselines answer two questions: ``scratch`` (random init, target labels only): "does transfer
 beat training from nothing?"; ``target-only`` (the transfer methods' initial weights, target labels only):
 "does the *source domain* help?" — Wang et al.'s gap proper. Every table says which one it used.
 
@@ -139,7 +139,8 @@ def paired_stats(diffs: Sequence[float], confidence: float = 0.95) -> dict[str, 
         return out
     res = stats.ttest_1samp(d, 0.0)
     ci = res.confidence_interval(confidence)
-    out.update(t=float(res.statistic), p_value=float(res.pvalue), ci_low=float(ci.low), ci_high=float(ci.high))
+    out.update(t=float(res.statistic), p_value=float(res.pvalue), ci_low=float(ci.low),
+               ci_high=float(ci.high))
     return out
 
 
@@ -237,7 +238,8 @@ def _binom_side(b: int, c: int, side: str) -> float:
 
     if b + c == 0:
         return 1.0
-    return float(binomtest(int(b), int(b + c), 0.5, alternative="less" if side == "loss" else "greater").pvalue)
+    side = "less" if side == "loss" else "greater"
+    return float(binomtest(int(b), int(b + c), 0.5, alternative=side).pvalue)
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -371,9 +373,9 @@ def _discordant(mine, ref) -> tuple[int, int]:
     return int((x & ~y).sum()), int((~x & y).sum())
 
 
-def _exact_degenerate(rows: pd.DataFrame, paired: pd.DataFrame, outcomes: pd.DataFrame | None, join: list[str],
-                      reference: str) -> dict:
-    """Discordant counts ``(b, c)`` per degenerate row index, pooled over its paired seeds (needs outcomes)."""
+def _exact_degenerate(rows: pd.DataFrame, paired: pd.DataFrame, outcomes: pd.DataFrame | None,
+                      join: list[str], reference: str) -> dict:
+    """Discordant counts ``(b, c)`` per degenerate row, pooled over its paired seeds (needs outcomes)."""
     if outcomes is None or outcomes.empty or rows.empty:
         return {}
     by_key = {}
@@ -472,8 +474,9 @@ def _paired_table(treated: pd.DataFrame, reference: pd.DataFrame, join: list[str
         exact = _exact_degenerate(part[degenerate], paired, outcomes, join, reference_name)
         p_exact = [np.array([_binom_side(*exact[k], side) if k in exact else np.nan for k in part.index])
                    for side in ("loss", "gain")]
-        r = family_test(part["gain"], part["var"], part["n_seeds"], part["min_effect"], alpha=alpha, test=test,
-                        confidence=confidence, p_exact=p_exact, resolution=1.0 / part["n_test"].to_numpy(float))
+        r = family_test(part["gain"], part["var"], part["n_seeds"], part["min_effect"], alpha=alpha,
+                        test=test, confidence=confidence, p_exact=p_exact,
+                        resolution=1.0 / part["n_test"].to_numpy(float))
         for j in np.flatnonzero(degenerate):
             what = "one seed" if part["n_seeds"].iloc[j] < 2 else "zero variance across seeds"
             if part.index[j] in exact:
@@ -515,10 +518,11 @@ def _min_effect(t: pd.DataFrame, min_effect) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- public
-NT_COLUMNS = [*CELL_KEYS, "gain", "ci_low", "ci_high", "p_value", "q_value", "flag", "n_seeds", "mean_accuracy"]
+NT_COLUMNS = [*CELL_KEYS, "gain", "ci_low", "ci_high", "p_value", "q_value", "flag", "n_seeds",
+              "mean_accuracy"]
 DETAIL_COLUMNS = ["std", "t", "df", "baseline", "min_effect", "mde", "seeds_needed", "no_harm", "note",
-                  "convergence_reason", "p_two_sided", "p_exact", "s_moderated", "prior_sd", "prior_df", "test",
-                  "n_test"]
+                  "convergence_reason", "p_two_sided", "p_exact", "s_moderated", "prior_sd", "prior_df",
+                  "test", "n_test"]
 
 
 def negative_transfer(df: pd.DataFrame, alpha: float = 0.05, baseline: str = "scratch",
@@ -636,8 +640,8 @@ def budget_zero(df: pd.DataFrame, alpha: float = 0.05, reference: str = "finetun
     """
     from scipy.stats import binomtest
 
-    cols = ["source", "target", "method", "n_seeds", "accuracy", "ci_low", "ci_high", "chance", "correct", "n",
-            "p_above", "q_above", "p_below", "q_below", "flag", "gain_vs_reference", "p_vs_reference",
+    cols = ["source", "target", "method", "n_seeds", "accuracy", "ci_low", "ci_high", "chance", "correct",
+            "n", "p_above", "q_above", "p_below", "q_below", "flag", "gain_vs_reference", "p_vs_reference",
             "q_vs_reference", "flag_vs_reference", "converged"]
     ok = _checked(df)
     ok = ok[pd.to_numeric(ok["budget"], errors="coerce") == 0]
@@ -661,8 +665,8 @@ def budget_zero(df: pd.DataFrame, alpha: float = 0.05, reference: str = "finetun
                 row["p_above"] = binomtest(correct, total, row["chance"], alternative="greater").pvalue
                 row["p_below"] = binomtest(correct, total, row["chance"], alternative="less").pvalue
         if meth != reference and outcomes is not None and not outcomes.empty:
-            mine = outcomes[(outcomes["source"] == s) & (outcomes["target"] == tgt) & (outcomes["method"] == meth)
-                            & (outcomes["budget"] == 0)]
+            mine = outcomes[(outcomes["source"] == s) & (outcomes["target"] == tgt)
+                            & (outcomes["method"] == meth) & (outcomes["budget"] == 0)]
             ref = outcomes[(outcomes["source"] == s) & (outcomes["target"] == tgt)
                            & (outcomes["method"] == reference) & (outcomes["budget"] == 0)]
             b = c = 0
@@ -678,7 +682,8 @@ def budget_zero(df: pd.DataFrame, alpha: float = 0.05, reference: str = "finetun
                 x, y = rm.loc[both].to_numpy(), rr.loc[both].to_numpy()
                 b += int((x & ~y).sum())
                 c += int((~x & y).sum())
-                n_right, n_ref_right, total_ex = n_right + int(x.sum()), n_ref_right + int(y.sum()), total_ex + len(both)
+                n_right, n_ref_right = n_right + int(x.sum()), n_ref_right + int(y.sum())
+                total_ex += len(both)
             if total_ex:
                 row["gain_vs_reference"] = (n_right - n_ref_right) / total_ex
                 row["p_vs_reference"] = mcnemar_exact(b, c)
@@ -693,8 +698,8 @@ def budget_zero(df: pd.DataFrame, alpha: float = 0.05, reference: str = "finetun
     q = benjamini_hochberg(family)
     n = len(out)
     out["q_above"], out["q_below"], out["q_vs_reference"] = q[:n], q[n:2 * n], q[2 * n:]
-    out["flag"] = np.where(np.nan_to_num(out["q_below"], nan=1) < alpha, "below-chance",
-                           np.where(np.nan_to_num(out["q_above"], nan=1) < alpha, "above-chance", "at-chance"))
+    above = np.where(np.nan_to_num(out["q_above"], nan=1) < alpha, "above-chance", "at-chance")
+    out["flag"] = np.where(np.nan_to_num(out["q_below"], nan=1) < alpha, "below-chance", above)
     direction = out["_dir"] if "_dir" in out else pd.Series(np.nan, index=out.index)
     sig = np.nan_to_num(out["q_vs_reference"], nan=1) < alpha
     out["flag_vs_reference"] = np.where(out["p_vs_reference"].isna(), "",
@@ -763,7 +768,8 @@ def budget_crossover(df: pd.DataFrame, baseline: str = "scratch", n_boot: int = 
                "first_negative_budget": budgets[neg][0] if neg.any() else np.nan, "n_budgets": len(g)}
         per_budget = [diffs.get((*key, b)) for b in g["budget"]]
         if raw and all(d is not None and len(d) for d in per_budget):
-            draws = np.stack([d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1) for d in per_budget], axis=1)
+            draws = np.stack([d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1) for d in per_budget],
+                             axis=1)
             cross = _crossover(budgets, draws)
             row["support"] = float(np.isfinite(cross).mean())
             filled = np.where(np.isfinite(cross), cross, np.inf)

@@ -383,7 +383,8 @@ def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -
             a.notes["gain"] = ("Gains vs scratch are unavailable: the run has no finished `scratch` cells "
                                f"paired with a transfer method at a budget > 0{zero}.")
         if (ok["method"] == TARGET_ONLY).any():
-            a.source_all = negative.negative_transfer(df, alpha=alpha, baseline=TARGET_ONLY, outcomes=a.outcomes)
+            a.source_all = negative.negative_transfer(df, alpha=alpha, baseline=TARGET_ONLY,
+                                                      outcomes=a.outcomes)
             src = a.source_all[a.source_all["flag"].isin(tested)]
             a.source = src.reset_index(drop=True) if len(src) else None
         if (pd.to_numeric(ok["budget"], errors="coerce") == 0).any():
@@ -817,7 +818,8 @@ def _section_tables(doc: _Doc, a: _Analysis) -> None:
         for col in ("crossover_budget", "first_negative_budget"):
             cross[col] = [("" if not np.isfinite(v) else str(int(v))) for v in cross[col].astype(float)]
         cross["95% CI"] = [("" if not np.isfinite(lo) else f"[{lo:g}, {hi:g}]")
-                           for lo, hi in zip(cross.pop("ci_low").astype(float), cross.pop("ci_high").astype(float))]
+                           for lo, hi in zip(cross.pop("ci_low").astype(float),
+                                             cross.pop("ci_high").astype(float))]
         cross["support"] = [_num(v) for v in cross["support"]]
         doc.table(cross)
 
@@ -862,7 +864,8 @@ def _section_budget_zero(doc: _Doc, a: _Analysis) -> None:
         "seeds": z["n_seeds"], "accuracy (%)": [_pts(x, signed=False) for x in z["accuracy"]],
         "exact 95% CI": [_ci(lo, hi).replace("+", "") for lo, hi in zip(z["ci_low"], z["ci_high"])],
         "chance (%)": [_pts(x, signed=False) for x in z["chance"]],
-        "correct / n": [f"{int(k)}/{int(n)}" if np.isfinite(n) else "n/a" for k, n in zip(z["correct"], z["n"])],
+        "correct / n": [f"{int(k)}/{int(n)}" if np.isfinite(n) else "n/a"
+                        for k, n in zip(z["correct"], z["n"])],
         "q above": [_p(q) for q in z["q_above"]], "q below": [_p(q) for q in z["q_below"]], "flag": z["flag"],
         "vs finetune (pts)": [_pts(g) for g in z["gain_vs_reference"]],
         "q vs finetune": [_p(q) for q in z["q_vs_reference"]], "flag vs finetune": z["flag_vs_reference"],

