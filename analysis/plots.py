@@ -36,13 +36,14 @@ GAIN_LABEL = "gain vs scratch (accuracy points)"
 ACCURACY_LABEL = "target accuracy (%)"
 BUDGET_LABEL = "target labels per class"
 NT_MARK = "NT"
+UNCONVERGED_MARK = "unconv."
 GAIN_CMAP = "RdBu"  # red = worse than scratch, blue = better
 ACCURACY_CMAP = "viridis"
 SCRATCH = "scratch"
 FLAGGED_VALUES = ("negative", "harm", "nt", "true", "yes")
 
 __all__ = [
-    "GAIN_LABEL", "ACCURACY_LABEL", "BUDGET_LABEL", "NT_MARK",
+    "GAIN_LABEL", "ACCURACY_LABEL", "BUDGET_LABEL", "NT_MARK", "UNCONVERGED_MARK",
     "to_points", "is_flagged", "domain_order", "gain_limit", "mean_ci", "spearman",
     "gain_heatmap", "accuracy_heatmap", "distance_gain_scatter", "budget_curves", "training_curves",
     "feature_projection",
@@ -150,8 +151,9 @@ def gain_heatmap(nt: pd.DataFrame, method: str, budget: int, *, domains: Sequenc
     ``nt`` is the negative-transfer table (``analysis.negative_transfer``: ``source, target, method, budget,
     gain, flag`` …). The colour scale is diverging and centred at zero gain (a ``TwoSlopeNorm`` with
     ``vcenter=0``, symmetric limits), red for worse than scratch. Cells whose ``flag`` marks negative transfer
-    get a black box, a hatch and an "NT" mark under their value; the diagonal shows "—", pairs without data
-    "n/a". ``limit`` (accuracy points) fixes the colour range to ``[-limit, limit]`` so several heatmaps share
+    get a black box, a hatch and an "NT" mark under their value; cells flagged ``unconverged`` (an arm had not
+    converged: not tested) get "unconv." under their value and no box; the diagonal shows "—", pairs without
+    data "n/a". ``limit`` (accuracy points) fixes the colour range to ``[-limit, limit]`` so several heatmaps share
     one scale (see :func:`gain_limit`); by default it is the largest absolute gain shown.
     """
     sel = _select(nt, "gain_heatmap", method=method, budget=budget)
@@ -161,12 +163,15 @@ def gain_heatmap(nt: pd.DataFrame, method: str, budget: int, *, domains: Sequenc
     matrix = matrix.reindex(index=doms, columns=doms)
     flagged = {(s, t) for s, t, f in zip(sel["source"], sel["target"], sel.get("flag", [False] * len(sel)))
                if is_flagged(f)}
+    unconverged = {(s, t) for s, t, f in zip(sel["source"], sel["target"], sel.get("flag", [""] * len(sel)))
+                   if str(f) == "unconverged"}
     annot = np.full(matrix.shape, "", dtype=object)
     for i, s in enumerate(doms):
         for j, t in enumerate(doms):
             g = matrix.iat[i, j]
             if np.isfinite(g):
-                annot[i, j] = f"{g:+.1f}" + (f"\n{NT_MARK}" if (s, t) in flagged else "")
+                mark = NT_MARK if (s, t) in flagged else UNCONVERGED_MARK if (s, t) in unconverged else ""
+                annot[i, j] = f"{g:+.1f}" + (f"\n{mark}" if mark else "")
     if limit is None or not np.isfinite(limit) or limit <= 0:
         limit = gain_limit(gains)
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-limit, vmax=limit)
@@ -190,6 +195,8 @@ def gain_heatmap(nt: pd.DataFrame, method: str, budget: int, *, domains: Sequenc
     title = f"{method}, {budget} target label{'s' if budget != 1 else ''}/class: gain vs {versus}"
     if flagged:
         title += f"\n{len(flagged)} pair{'s' if len(flagged) != 1 else ''} flagged NT (boxed)"
+    if unconverged:
+        title += f"\n{len(unconverged)} not tested ({UNCONVERGED_MARK}: an arm had not converged)"
     ax.set_title(title)
     return fig
 

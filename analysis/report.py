@@ -377,7 +377,10 @@ def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -
             a.nt_all = negative.negative_transfer(df, alpha=alpha, outcomes=a.outcomes)
         usable = a.nt_all[a.nt_all["flag"].isin(tested)]
         a.nt = usable.reset_index(drop=True) if len(usable) else None
-        if a.nt is None:
+        if a.nt is None and (a.nt_all["flag"] == "unconverged").any():
+            a.notes["gain"] = ("No row could be tested: every (pair, method, budget > 0) row with a `scratch` "
+                               "baseline has an arm that had not converged (see **Unconverged rows**).")
+        elif a.nt is None:
             zero = " (budget-0 rows have their own section: no baseline can train without labels)" \
                 if 0 in budgets else ""
             a.notes["gain"] = ("Gains vs scratch are unavailable: the run has no finished `scratch` cells "
@@ -709,21 +712,24 @@ def _section_worst(doc: _Doc, a: _Analysis, top: int) -> None:
 
 def _section_gain_heatmaps(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
     doc.heading("Gain vs scratch")
-    if a.nt is None:
+    shown = None if a.nt_all is None else a.nt_all[a.nt_all["flag"].isin(
+        ["negative", "positive", "inconclusive", "unconverged"])]
+    if shown is None or shown.empty:
         doc.para(a.notes.get("gain", "Gains unavailable."))
         return
     if "gain" in a.notes:
         doc.para(a.notes["gain"])
     doc.para("Mean gain in accuracy points, sources as rows and targets as columns; blue: transfer beats the "
              "baseline, red: it loses, white: no difference. Boxed, hatched cells marked **NT** are flagged "
-             "negative transfer. The heatmaps of one budget share their colour scale.")
+             f"negative transfer; cells marked `{plots.UNCONVERGED_MARK}` had an arm that had not converged "
+             "and are not tested. The heatmaps of one budget share their colour scale.")
     for method in a.methods:
         for budget in a.budgets:
-            sel = a.nt[(a.nt["method"] == method) & (a.nt["budget"] == budget)]
+            sel = shown[(shown["method"] == method) & (shown["budget"] == budget)]
             if sel.empty:
                 continue
-            limit = plots.gain_limit(a.nt[a.nt["budget"] == budget])
-            fig = plots.gain_heatmap(a.nt, method, budget, domains=a.domains, limit=limit)
+            limit = plots.gain_limit(shown[shown["budget"] == budget])
+            fig = plots.gain_heatmap(shown, method, budget, domains=a.domains, limit=limit)
             doc.figure(figs.save(fig, f"gain_{method}_b{budget}"),
                        f"Gain of {method} vs scratch, {budget} target labels per class")
 

@@ -108,6 +108,18 @@ def test_gain_heatmap_centred_even_when_all_gains_positive():
     assert not any(plots.NT_MARK in t.get_text() for t in main_axes(fig)[0].texts)
 
 
+def test_gain_heatmap_marks_unconverged_cells_without_a_box():
+    nt = nt_frame()
+    nt["flag"] = "inconclusive"
+    nt.loc[(nt["source"] == "rotated") & (nt["target"] == "original"), "flag"] = "unconverged"
+    fig = plots.gain_heatmap(nt, "finetune", 5)
+    ax = main_axes(fig)[0]
+    marked = [t.get_text() for t in ax.texts if t.get_text().endswith(plots.UNCONVERGED_MARK)]
+    assert len(marked) == 1 and not any(plots.NT_MARK in t.get_text() for t in ax.texts)
+    assert not [p for p in ax.patches if p.get_gid() == "nt-mark"]
+    assert "1 not tested" in ax.get_title()
+
+
 def test_gain_heatmap_missing_pair_shows_na_and_chance_baseline_is_named():
     nt = nt_frame()
     nt = nt[~((nt["source"] == "original") & (nt["target"] == "inverted"))].copy()

@@ -254,6 +254,7 @@ def test_report_unconverged_source_effect_and_zero_variance(tmp_path):
     md = build_report(run, distances=()).read_text()
     unconv = section(md, "Unconverged rows")
     assert "| original → rotated | finetune | 5 | scratch |" in unconv and "train.steps" in unconv
+    assert "unconv." in section(md, "Gain vs scratch")
     nt = section(md, "Negative transfer")
     assert "Baseline: **`scratch`**" in nt and "| original → rotated | finetune |" not in nt
     flat = next(line for line in nt.splitlines() if line.startswith("| rotated → inverted | finetune |"))
