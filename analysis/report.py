@@ -49,6 +49,7 @@ from adapt.errors import TransferlabError
 
 from . import plots
 from .negative import ok_rows
+from .report_forecast import section_explanations, section_forecast
 
 #: Distances the report computes per pair when ``distances.csv`` does not already hold them: each takes about
 #: a second per pair on a few thousand samples. ``otdd`` reads target labels (an oracle, for analysis only).
@@ -549,6 +550,8 @@ def build_report(run_dir: str | Path, cell=None, out: str | Path | None = None, 
     _section_distances(doc, a, figs)
     _section_budget_curves(doc, a, figs)
     _section_training(doc, a, figs, run_dir, chosen)
+    section_forecast(doc, run_dir)
+    section_explanations(doc, run_dir)
     _section_failed(doc, a)
     doc.heading("Reproduce")
     doc.para(f"`transferlab report {run_dir}` rebuilds this report from the records; "

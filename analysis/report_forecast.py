@@ -39,8 +39,9 @@ def section_forecast(doc, run_dir: Path) -> None:
              "score must beat to be worth its cost." + cost)
     doc.table(pd.DataFrame({
         "predictor": table["predictor"], "kind": table["kind"],
-        "AUROC (negative)": [_num(v) for v in table["auroc"]], "p": [_num(v, 3) for v in table["auroc_p_value"]],
-        "mean τ_w": [_num(v) for v in table["mean_tau_w"]], "p ": [_num(v, 3) for v in table["tau_p_value"]],
+        "AUROC (negative)": [_num(v) for v in table["auroc"]],
+        "p (AUROC)": [_num(v, 3) for v in table["auroc_p_value"]], "mean τ_w": [_num(v) for v in table["mean_tau_w"]],
+        "p (τ_w)": [_num(v, 3) for v in table["tau_p_value"]],
         "rows": table["n_rows"], "negative": table["n_negative"]}))
 
 

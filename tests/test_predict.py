@@ -78,6 +78,11 @@ def test_cli_predict_scores_and_explain_writes_evidence(predicted, tmp_path, cap
     assert main(["explain", str(out)]) == 0
     saved = json.loads((out / EXPLANATIONS_FILE).read_text())
     assert all(row["cause"] == "concept shift" for row in saved["rows"] if "concept" in (row["source"], row["target"]))
+    from analysis.report import build_report
+
+    report = build_report(out, distances=()).read_text()
+    assert "## What would have predicted this" in report and "knn_source_acc" in report
+    assert ("## Why the flagged rows hurt" in report) == bool(saved["rows"])
 
 
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
