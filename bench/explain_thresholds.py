@@ -30,7 +30,7 @@ def main(family_seed: int) -> None:
                              method="dann")
             ev = e.evidence
             print(f"{s:>9}->{t:<9} {str(e.cause):16} disc={ev['discriminator_before']:.3f} "
-                  f"gap={ev['relabelling_gap']:.3f} tv={ev['prior_tv']:.3f} w2={ev['class_w2_before']:.2f}")
+                  f"gap={ev['relabelling_gap']:.3f} drop={ev['accuracy_drop']:.3f} tv={ev['prior_tv']:.3f} w2={ev['class_w2_before']:.2f}")
 
 
 if __name__ == "__main__":

@@ -105,3 +105,25 @@ def test_explanation_names_the_planted_cause(family_seed, source, target, cause)
         assert "dann aligned marginals across different class priors" in e.reading
     if cause is None:
         assert e.reading.startswith("no single cause")
+
+
+def test_conditional_shift_is_named_and_bbse_not_read():
+    """Every target class half made of its neighbour's source distribution (0↔1, 2↔3): p(x) and the class priors
+    are unchanged, p(x|y) is not, and no renaming of classes fixes it — BBSE's assumption fails, and the
+    reading must be neither 'label shift' nor 'concept shift'."""
+    rng = np.random.default_rng(0)
+    means = 4.0 * np.eye(4)
+    ys = np.repeat(np.arange(4), 150)
+    xs = means[ys] + rng.normal(size=(600, 4))
+    yt = np.repeat(np.arange(4), 150)
+    drawn_from = yt.copy()
+    swap = np.arange(600) % 2 == 1
+    drawn_from[swap] = yt[swap] ^ 1
+    xt = means[drawn_from] + rng.normal(size=(600, 4))
+    clf = LogisticRegression(max_iter=2000).fit(xs[::2], ys[::2])
+    lab = np.concatenate([np.flatnonzero(yt == c)[:10] for c in range(4)])
+    e = explain_pair(X_source=xs, y_source=ys, X_target=xt, heldout_source=(ys[1::2], clf.predict(xs[1::2])),
+                     pred_target=clf.predict(xt), labelled_target=(xt[lab], yt[lab], clf.predict(xt[lab])))
+    assert e.evidence["discriminator_before"] < 0.6
+    assert e.evidence["accuracy_drop"] >= 0.4 and e.evidence["relabelling_gap"] < 0.1
+    assert e.cause == "conditional shift", e.reading
