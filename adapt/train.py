@@ -394,6 +394,13 @@ def _features(model: Classifier, X, kind: str, dev: torch.device) -> np.ndarray:
     return torch.cat(outs).numpy() if outs else np.zeros((0, model.feature_dim), np.float32)
 
 
+def backbone_features(model: Classifier, X, kind: str, device: str | torch.device = "cpu") -> np.ndarray:
+    """A network's backbone features of samples ``X`` as the loop feeds them (uint8 images scaled to [0, 1],
+    text as strings), in eval mode and batches — for diagnostics on a model from ``run_cell(return_model=True)``."""
+    dev = resolve_device(device)
+    return _features(model.to(dev), X, kind, dev)
+
+
 # ---------------------------------------------------------------------------------------------- loop
 def _autocast(dev: torch.device, enabled: bool):
     if dev.type == "cuda" and enabled:

@@ -43,6 +43,10 @@ def test_each_planted_pair_gets_its_cause(run):
     assert entries["label"]["cause"] == "label shift"
     assert "dann aligned marginals across different class priors" in entries["label"]["reading"]
     assert entries["covariate"]["cause"] == "covariate shift"
+    # after adaptation: the flagged cell retrained (seed 0) through the public run_cell(return_model=True)
+    for entry in entries.values():
+        assert 0.0 <= entry["evidence"]["discriminator_after"] <= 1.0
+        assert entry["evidence"]["class_w2_after"] >= 0.0
     # per-class change from the per-example outcomes of dann and scratch on the same seeds and test examples
     concept = pd.DataFrame(entries["concept"]["per_class"])
     records = analysis.load_results(out).query("source == 'concept' and method == 'dann'")

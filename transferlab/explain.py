@@ -58,6 +58,7 @@ def explain_rows(rows: pd.DataFrame, run_dir: str | Path, config, domains: dict,
             X_source=xs, y_source=S.y, X_target=xt[split.train],
             heldout_source=(S.y[held], model.predict(xs[held])), pred_target=model.predict(xt[split.train]),
             labelled_target=(xt[lab], T.y[lab], model.predict(xt[lab])) if len(lab) else None,
+            after=_after_adaptation(config, row, S, T, split.train, lab, seed),
             method=str(row.method), aligns=method_names.get(row.method, row.method) in ALIGNING, n_classes=k,
             seed=seed)
         entry = {**_key(row), "cause": explanation.cause, "reading": explanation.reading,
@@ -69,6 +70,26 @@ def explain_rows(rows: pd.DataFrame, run_dir: str | Path, config, domains: dict,
                                   for r in _plain(classes.to_dict("records"))]
         out.append(entry)
     return out
+
+
+def _after_adaptation(config, row, S, T, pool, lab, seed: int):
+    """Backbone features of the source, the target pool and the labelled subset after the flagged method trained:
+    the row's cell of ``seed`` retrained (deterministic on CPU, so it is the recorded model) with the public
+    ``run_cell(..., return_model=True)``. None when the cell has no network on the inputs (closed-form fits)."""
+    from adapt.cells import expand_cells
+    from adapt.train import backbone_features, run_cell
+
+    cells = [c for c in expand_cells(config, [(row.source, row.target)])
+             if c.method == row.method and c.budget == int(row.budget) and c.seed == seed]
+    if not cells:
+        return None
+    record, model = run_cell(cells[0], S, T, device="cpu", return_model=True)
+    if model is None or record.get("status") != "ok":
+        return None
+    try:
+        return tuple(backbone_features(model, X, T.kind) for X in (S.X, T.X[pool], T.X[lab]))
+    except (RuntimeError, ValueError):  # a classifier on another representation (closed-form CORAL)
+        return None
 
 
 def explain_run(run_dir: str | Path, config, domains: dict, baseline: str = "scratch") -> list[dict]:
