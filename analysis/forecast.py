@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -71,11 +72,12 @@ def fit_source_model(Xs: ArrayLike, ys: ArrayLike):
 
 def pair_predictors(Xs: ArrayLike, ys: ArrayLike, X_lab: ArrayLike, y_lab: ArrayLike,
                     n_classes: int | None = None, *, source_model=None,
-                    target_only: float | None = None) -> dict[str, float]:
+                    target_only: float | None = None, timings: dict | None = None) -> dict[str, float]:
     """The no-training predictors of one pair (see the module docstring). Inputs are flattened to 2-d.
 
     ``source_model`` (from :func:`fit_source_model` on the same source) and ``target_only`` (from
     :func:`target_only_accuracy` on the same labelled subset) may be passed in to reuse them across pairs.
+    ``timings``, when given, accumulates each predictor's seconds under its name.
     """
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -89,17 +91,23 @@ def pair_predictors(Xs: ArrayLike, ys: ArrayLike, X_lab: ArrayLike, y_lab: Array
     probs[:, source_model.classes_] = source_model.predict_proba(xl)
     decision = source_model.decision_function(xl)
     decision = decision[:, None] if decision.ndim == 1 else decision
-    out = {
-        "source_model_acc": float(np.mean(probs.argmax(1) == yl)),
-        "leep": float(leep(probs, yl)),
-        "nce": float(nce(probs.argmax(1), yl)),
-        "logme": float(logme(decision, yl)),
-        "h_score": float(h_score(decision, yl)),
-        "knn_source_acc": float(np.mean(KNeighborsClassifier(1).fit(xs, ys_).predict(xl) == yl)),
-        "source_size": float(len(xs)),
-        "target_only_acc": target_only if target_only is not None else target_only_accuracy(xl, yl),
-        "n_labelled": float(len(xl)),
+    measures = {
+        "source_model_acc": lambda: float(np.mean(probs.argmax(1) == yl)),
+        "leep": lambda: float(leep(probs, yl)),
+        "nce": lambda: float(nce(probs.argmax(1), yl)),
+        "logme": lambda: float(logme(decision, yl)),
+        "h_score": lambda: float(h_score(decision, yl)),
+        "knn_source_acc": lambda: float(np.mean(KNeighborsClassifier(1).fit(xs, ys_).predict(xl) == yl)),
+        "source_size": lambda: float(len(xs)),
+        "target_only_acc": lambda: target_only if target_only is not None else target_only_accuracy(xl, yl),
     }
+    out = {}
+    for name, measure in measures.items():
+        t0 = time.perf_counter()
+        out[name] = measure()
+        if timings is not None:
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+    out["n_labelled"] = float(len(xl))
     out["predicted_gain"] = out["source_model_acc"] - out["target_only_acc"]
     out["verdict"] = verdict(out["source_model_acc"], out["target_only_acc"], len(xl))
     return out

@@ -47,6 +47,7 @@ def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir:
     test_fraction = float(config.data.get("test_fraction", 0.3))
     transductive = bool(config.data.get("transductive", False))
     seconds: dict[str, float] = defaultdict(float)
+    per_predictor: dict[str, float] = {}  # each predictor's own seconds (within "predictors")
     n_classes = max(d.n_classes for d in domains.values())
     source_models, target_only, per_pair = {}, {}, defaultdict(list)
     for source, target in pairs:
@@ -69,7 +70,7 @@ def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir:
                 if key not in target_only:
                     target_only[key] = target_only_accuracy(x_lab, T.y[lab])
                 values = pair_predictors(xs, S.y, x_lab, T.y[lab], n_classes, source_model=model,
-                                         target_only=target_only[key])
+                                         target_only=target_only[key], timings=per_predictor)
                 seconds["predictors"] += time.perf_counter() - t0
                 per_pair[(source, target, budget)].append({**dist, **values})
     rows = []
@@ -87,6 +88,7 @@ def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir:
                      "seconds": {k: round(v, 3) for k, v in seconds.items()},
                      "predictions": str(out / PREDICTIONS_FILE)}
     summary["seconds"]["total"] = round(sum(seconds.values()), 3)
+    summary["seconds_per_predictor"] = {k: round(v, 4) for k, v in sorted(per_predictor.items())}
     evaluation = evaluate_run(out, predictions)
     if evaluation is not None:
         summary["evaluation"] = str(out / EVALUATION_FILE)
