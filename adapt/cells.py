@@ -27,6 +27,9 @@ SPEED_ONLY_TRAIN_KEYS = ("feature_cache",)
 # Where the data files are, not what they hold: with the domains' content fingerprints in the key, moving the
 # data (or writing its path another way) is the same cell.
 LOCATION_ONLY_DATA_KEYS = ("path", "files")
+# Keys that list which domains a family builds (digits/mnist_uci/torchvision ``names``, shift ``shifts``): each
+# domain's content is in its own fingerprint, so adding a domain to the list must not change the other cells.
+DOMAIN_LIST_DATA_KEYS = ("names", "shifts")
 
 
 def _digest(payload: dict) -> str:
@@ -59,7 +62,8 @@ class Cell:
         ident.pop("target_labels")  # follows from the data, seed and budget, which are all in the key
         ident["train"] = {k: v for k, v in ident["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}
         if self.target_fingerprint:  # content identifies the data; without fingerprints the location must
-            ident["data"] = {k: v for k, v in ident["data"].items() if k not in LOCATION_ONLY_DATA_KEYS}
+            ident["data"] = {k: v for k, v in ident["data"].items()
+                             if k not in LOCATION_ONLY_DATA_KEYS + DOMAIN_LIST_DATA_KEYS}
         if not with_source:
             ident["source"] = None
             ident["source_fingerprint"] = None

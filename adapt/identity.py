@@ -25,13 +25,14 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .cells import LOCATION_ONLY_DATA_KEYS, SPEED_ONLY_TRAIN_KEYS
+from .cells import DOMAIN_LIST_DATA_KEYS, LOCATION_ONLY_DATA_KEYS, SPEED_ONLY_TRAIN_KEYS
 from .errors import DataError, TransferlabError
 
 MEANING_SECTIONS = ("data", "model", "train")
-# Keys that do not change what a cell means: speed settings, and where the data lives (its content is compared
-# by fingerprint instead).
-NOT_MEANING = {f"train.{k}" for k in SPEED_ONLY_TRAIN_KEYS} | {f"data.{k}" for k in LOCATION_ONLY_DATA_KEYS}
+# Keys that do not change what a cell means: speed settings, where the data lives, and which domains a family
+# lists (each domain's content is compared by fingerprint instead, so adding a domain extends the run).
+NOT_MEANING = {f"train.{k}" for k in SPEED_ONLY_TRAIN_KEYS} | {
+    f"data.{k}" for k in LOCATION_ONLY_DATA_KEYS + DOMAIN_LIST_DATA_KEYS}
 
 
 def _flat(value, prefix: str) -> dict[str, str]:

@@ -533,3 +533,24 @@ def test_a_folder_from_before_fingerprints_is_rerun_not_reused(workdir, capsys):
 
     with pytest.warns(UserWarning, match="2 record"):
         assert len(load_results(out)) == 2
+
+
+def test_adding_a_domain_to_a_family_list_extends_the_run(tmp_path, capsys):
+    """`data.shifts` (or `names`) lists the domains; adding one is a new question for its own cells only."""
+    def config(shifts: dict) -> Path:
+        cfg = {"name": "fam", "data": {"kind": "shift", "n_samples": 60, "n_features": 4, "n_classes": 2,
+                                       "shifts": shifts},
+               "methods": ["finetune"], "budgets": [0], "seeds": 1, "model": {"hidden": [4]},
+               "train": {"steps": 6, "batch_size": 8, "eval_every": 3}}
+        return write_config(tmp_path, name="fam", text=yaml.safe_dump(cfg))
+
+    shifts = {"a": {}, "b": {"covariate": 0.5}}
+    out = tmp_path / "out"
+    assert run(["run", str(config(shifts)), "--out", str(out), *INLINE], capsys)[0] == 0
+    before = snapshot(out / "cells")
+    rc, stdout, err = run(["run", str(config({**shifts, "c": {"label": 0.5}})), "--out", str(out), *INLINE], capsys)
+    assert rc == 0, err
+    # 6 ordered pairs of 3 domains × finetune at budget 0 × 1 seed; the 2 pairs of a and b are kept as they were
+    assert "6 cells:" in stdout and "2 already done" in stdout and "4 computed now" in stdout
+    after = snapshot(out / "cells")
+    assert all(after[name] == blob for name, blob in before.items())
