@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                                          "gap, domain classifier, per-class accuracy change vs the baseline; "
                                          "writes RUN_DIR/explanations.json for the report.")
     explain.add_argument("run_dir", metavar="RUN_DIR")
+    explain.add_argument("--baseline", choices=["scratch", "target-only"], default="scratch",
+                         help="the baseline the negative flags and per-class changes are measured against "
+                              "(default: scratch)")
     explain.set_defaults(func=cmd_explain)
     return parser
 
@@ -330,6 +333,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     domains, pairs = plan_distances(config)
     out = Path(args.out) if args.out else default_run_dir(config)
+    _check_scored_run(out, config, domains)
     seeds = config.seeds[: args.seeds] if args.seeds else None
     result = predict_matrix(config, domains, pairs, out, seeds=seeds)
     table = result["table"]
@@ -347,6 +351,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         print(f"next: transferlab run {args.config} --out {out}, then predict again to score the forecast")
     return EXIT_OK
+
+
+def _check_scored_run(out: Path, config, domains: dict) -> None:
+    """``predict`` scores its forecast against a run already in ``out``: it must be this config's question on
+    this data (the checks ``run`` makes before extending a folder), else the scores would describe another run."""
+    import json
+
+    from adapt.identity import question_differences, verify_fingerprints
+
+    info_path = out / "run.json"
+    if not info_path.is_file():
+        return
+    try:
+        info = json.loads(info_path.read_text())
+    except ValueError:
+        raise TransferlabError(f"{info_path}: not valid JSON; predict into a new --out") from None
+    verify_fingerprints(domains, info.get("fingerprints"), str(out),
+                        "the forecast would be scored against other data; predict into a new --out")
+    prints = {name: d.fingerprint() for name, d in domains.items()}
+    diffs = question_differences(info, config.to_dict(), prints)
+    if diffs:
+        raise TransferlabError(f"{out}: holds a run of another question ({', '.join(diffs[:3])}); the forecast "
+                               f"would be scored against it — predict into a new --out")
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -369,7 +396,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     domains, _ = plan_distances(config)
     verify_fingerprints(domains, info.get("fingerprints"), str(run_dir),
                         "explanations would describe other data than the records")
-    entries = explain_run(run_dir, config, domains)
+    entries = explain_run(run_dir, config, domains, baseline=args.baseline)
     for e in entries:
         print(f"{e['source']} -> {e['target']}, {e['method']}, budget {e['budget']}: {e['reading']}")
     print(f"{len(entries)} negative row(s) explained; wrote {run_dir / EXPLANATIONS_FILE}")

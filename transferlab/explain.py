@@ -22,7 +22,7 @@ import pandas as pd
 
 from analysis.explain import EXPLANATIONS_FILE
 
-from .predict import flat_inputs
+from .predict import flat_inputs, measured_flags
 
 ALIGNING = ("dann", "coral")
 
@@ -93,10 +93,9 @@ def _after_adaptation(config, row, S, T, pool, lab, seed: int):
 
 
 def explain_run(run_dir: str | Path, config, domains: dict, baseline: str = "scratch") -> list[dict]:
-    """Explain every ``negative`` row of the run and write ``explanations.json``; returns the entries."""
-    import analysis
-
-    nt = analysis.negative_transfer(analysis.load_results(run_dir))
+    """Explain every ``negative`` row of the run (vs ``baseline``, flagged as the report flags them) and write
+    ``explanations.json``; returns the entries."""
+    nt = measured_flags(run_dir, baseline)
     flagged = nt[nt.flag == "negative"]
     entries = explain_rows(flagged, run_dir, config, domains, baseline)
     path = Path(run_dir) / EXPLANATIONS_FILE

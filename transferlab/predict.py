@@ -104,17 +104,26 @@ def evaluate_run(out: Path, predictions: pd.DataFrame) -> pd.DataFrame | None:
     import analysis
     from analysis.forecast import evaluate_predictors
 
-    results = analysis.load_results(out)
-    if results.empty:
+    if analysis.load_results(out).empty:
         return None
     # A forecast is judged against what the matrix measured: the gains, and the flags the statistics give
     # them. Rows whose arms had not converged are never flagged by negative_transfer (issue #11), which would
     # leave short matrices with nothing to score, so the convergence guard is set aside here, and only here.
-    nt = analysis.negative_transfer(results.assign(converged=True))
-    nt = nt[nt.budget > 0]
+    nt = measured_flags(out, convergence_guard=False)
     table = evaluate_predictors(predictions.drop(columns=["verdict", "n_seeds"], errors="ignore"), nt)
     table.to_csv(out / EVALUATION_FILE, index=False)
     return table
+
+
+def measured_flags(run_dir: str | Path, baseline: str = "scratch", convergence_guard: bool = True) -> pd.DataFrame:
+    """The run's negative-transfer table as the report computes it (per-example outcomes for degenerate rows)
+    against ``baseline``; ``convergence_guard=False`` tests rows whose arms had not converged too."""
+    import analysis
+
+    results = analysis.load_results(run_dir)
+    if not convergence_guard:
+        results = results.assign(converged=True)
+    return analysis.negative_transfer(results, baseline=baseline, outcomes=analysis.load_outcomes(run_dir))
 
 
 def _matrix_seconds(out: Path) -> float | None:
