@@ -65,9 +65,7 @@ def section_explanations(doc, run_dir: Path) -> None:
         if ev.get("discriminator_after") is not None:
             measured.append(f"domain classifier {100 * ev['discriminator_before']:.0f}% before adaptation → "
                             f"{100 * ev['discriminator_after']:.0f}% after")
-        if ev.get("class_w2_after") is not None and ev.get("class_w2_before") is not None:
-            measured.append(f"per-class W2 between source and labelled target {ev['class_w2_before']:.3g} → "
-                            f"{ev['class_w2_after']:.3g} (inputs → adapted features)")
+        # (per-class W2 is in explanations.json, but inputs and features have different scales: no arrow here)
         items.append(f"**{r['source']} → {r['target']}, {r['method']}, budget {r['budget']}**: {r['reading']}"
                      + (f" ({'; '.join(measured)})" if measured else "")
                      + (f" — classes that lose most: {lost}" if lost else ""))
