@@ -36,7 +36,6 @@ both statistics; the one-sided p-value is ``(1 + #{null ≥ observed}) / (1 + B)
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -243,11 +242,13 @@ def _score(table: pd.DataFrame, measured: pd.DataFrame, sign: int) -> tuple[floa
 
 
 def _domain_permutations(domains: list[str], n: int, seed: int) -> list[dict[str, str]]:
-    """``n`` random bijections of the domains (every non-identity one when there are fewer)."""
-    if math.factorial(len(domains)) - 1 <= n:
-        return [dict(zip(domains, p)) for p in itertools.permutations(domains) if list(p) != domains]
-    rng = np.random.default_rng(seed)
-    return [dict(zip(domains, rng.permutation(domains))) for _ in range(n)]
+    """The relabellings of :func:`analysis.predictors._domain_permutations` (every one when there are at most
+    ``n``, else ``n`` random ones), without the identity, as name → name mappings."""
+    from .predictors import _domain_permutations as permutations
+
+    perms = permutations(len(domains), n, seed)
+    return [dict(zip(domains, (domains[i] for i in p))) for p in perms
+            if not np.array_equal(p, np.arange(len(domains)))]
 
 
 def _p_value(observed: float, null: list[float]) -> float:
