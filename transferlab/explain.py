@@ -37,8 +37,8 @@ def explain_rows(rows: pd.DataFrame, run_dir: str | Path, config, domains: dict,
     outcomes = analysis.load_outcomes(run_dir)
     results = analysis.load_results(run_dir)
     method_names = dict(zip(results.method, results.get("method_name", results.method)))
-    test_fraction = float(config.data.get("test_fraction", 0.3))
-    transductive = bool(config.data.get("transductive", False))
+    test_fraction = float(config.data["test_fraction"])  # parse_config filled the default
+    transductive = bool(config.data["transductive"])
     seed = int(config.seeds[0])
     out = []
     for row in rows.itertuples(index=False):

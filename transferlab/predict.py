@@ -44,8 +44,8 @@ def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir:
         if domains[name].kind == "text":
             raise TransferlabError(f"domain {name!r} holds text; predict needs vector or image inputs")
     seeds = list(seeds if seeds is not None else config.seeds)
-    test_fraction = float(config.data.get("test_fraction", 0.3))
-    transductive = bool(config.data.get("transductive", False))
+    test_fraction = float(config.data["test_fraction"])  # parse_config filled the default
+    transductive = bool(config.data["transductive"])
     seconds: dict[str, float] = defaultdict(float)
     per_predictor: dict[str, float] = {}  # each predictor's own seconds (within "predictors")
     n_classes = max(d.n_classes for d in domains.values())
