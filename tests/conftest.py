@@ -50,6 +50,18 @@ def write_tiny_config(folder: Path, name: str = "tiny", **over) -> Path:
     return path
 
 
+class PrefersEarly:
+    """A stand-in label-free validator whose score falls at every eval point: it prefers the earliest
+    checkpoint it is offered (``monkeypatch.setattr(adapt.train, "Selector", PrefersEarly)``)."""
+
+    def __init__(self, rule):
+        self.calls = 0
+
+    def score(self, logits):
+        self.calls += 1
+        return -float(self.calls)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Tests run small models and many small matrices: on 2 cores (and a busy CI box) torch's thread hand-offs

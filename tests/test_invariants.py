@@ -18,6 +18,7 @@ from adapt.losses import coral_transform, dann_lambda
 from adapt.methods import check_method_params
 from adapt.methods.coral_closed import C_GRID
 from adapt.train import run_cell
+from conftest import PrefersEarly
 
 MLP = {"backbone": "mlp", "hidden": [16]}
 
@@ -179,14 +180,6 @@ def test_backbone_lr_mult_changes_the_backbone_update(doms, fits):
 
 def test_the_selected_checkpoint_is_the_evaluated_one(doms, monkeypatch):
     """Sabotage: the best checkpoint is not restored after training (``load_state_dict`` dropped)."""
-
-    class PrefersEarly:
-        def __init__(self, rule):
-            self.calls = 0
-
-        def score(self, logits):
-            self.calls += 1
-            return -float(self.calls)
 
     monkeypatch.setattr(train, "Selector", PrefersEarly)
     chosen = run(doms, cell("coral", steps=60, eval_every=20, selection="im"))

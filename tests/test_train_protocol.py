@@ -13,6 +13,7 @@ from adapt.cells import Cell
 from adapt.domains.shift import load_shift_domains
 from adapt.methods import check_method_params
 from adapt.train import augment_images, init_model, run_cell
+from conftest import PrefersEarly
 
 RECORD_KEYS = {"source", "target", "method", "method_name", "seed", "budget", "accuracy", "source_accuracy",
                "status", "reason", "wall_time", "device", "steps", "n_source", "n_target_labelled",
@@ -292,14 +293,6 @@ def replace_data(c: Cell, **data) -> Cell:
 def test_label_free_selection_only_after_target_labels(doms, monkeypatch):
     """A validator that prefers early checkpoints must still pick one from the target phase."""
     import adapt.train as train
-
-    class PrefersEarly:
-        def __init__(self, rule):
-            self.calls = 0
-
-        def score(self, logits):
-            self.calls += 1
-            return -float(self.calls)
 
     monkeypatch.setattr(train, "Selector", PrefersEarly)
     rec = run(doms, cell("finetune", budget=2, selection="im"))
