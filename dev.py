@@ -28,7 +28,7 @@ STAMP = VENV / ".transferlab-installed"
 
 # torch first and exact: a bare or loose torch requirement can pull a multi-GB CUDA build.
 TORCH = "torch==2.13.0"
-EXTRAS = "dev,ray,text,pytorch-adapt"
+EXTRAS = "dev,ray,text,pytorch-adapt,mlflow"  # mlflow: tests/test_tracking.py reads a run back
 # pytorch-adapt's metadata (and pytorch-metric-learning's) requires torchvision, whose PyPI wheels do not
 # import beside the CPU torch wheel — and a broken torchvision breaks torchmetrics' and transformers'
 # imports too. The parts we use (layers, hooks, adapters, validators) run without it: install them bare.

@@ -5,6 +5,7 @@
     transferlab run CONFIG.yaml [--out DIR] [--executor local|ray] [--workers N] [--threads T]
                                 [--retry-failed] [--supersede] [--device cpu|cuda|cuda:N] [--ray-address ADDR]
                                 [--gpus-per-cell G] [--cpus-per-cell C] [--progress auto|bar|log|none]
+                                [--track mlflow[:URI]]
     transferlab status RUN_DIR
     transferlab distances CONFIG.yaml [--out FILE.csv] [--which proxy_a,mmd2,...] [--seed S] [--unlabelled]
     transferlab report RUN_DIR
@@ -134,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ray: CPUs per cell, also its torch thread count (default: 1)")
     run.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
                      help="progress display (default: a bar on a terminal, log lines otherwise)")
+    run.add_argument("--track", metavar="mlflow[:URI]",
+                     help="log each new cell as one MLflow run: into RUN_DIR/mlruns, or the tracking URI after "
+                          "'mlflow:' (see transferlab.tracking; needs transferlab[mlflow])")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="what a run folder holds: cells done, failed, missing",
@@ -188,6 +192,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from adapt.matrix import accuracy_table, run_matrix
 
     config = load_config(args.config)
+    track = None
+    if args.track:
+        from transferlab.tracking import parse_track
+
+        track = parse_track(args.track)
     try:
         result = run_matrix(config, args.out, executor=args.executor, workers=args.workers,
                             retry_failed=args.retry_failed, supersede=args.supersede, ray_address=args.ray_address,
@@ -215,6 +224,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"note: {result.failed_now} cell(s) failed in this run (see 'transferlab status "
               f"{result.run_dir}'); rerun them with --retry-failed")
     print(f"results: {result.run_dir}/ (cells/*.json, results.parquet, run.json)")
+    if track is not None:
+        from transferlab.tracking import log_records
+
+        logged = log_records(result.run_dir, config.name, result.records, track)
+        print(f"tracking: {logged} new cell(s) logged to MLflow experiment {config.name!r} at "
+              f"{track.resolve_uri(result.run_dir)}")
     print(f"next: transferlab report {result.run_dir}")
     return EXIT_FAILED_CELLS if result.failed_total else EXIT_OK
 
@@ -321,6 +336,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             from None
     path = build_report(run_dir)
     print(f"report: {path}")
+    from transferlab.tracking import read_tracking, update_verdicts
+
+    if read_tracking(run_dir) is not None:
+        print(f"tracking: verdict tags set on {update_verdicts(run_dir)} MLflow run(s)")
     return EXIT_OK
 
 
