@@ -5,3 +5,11 @@ submodules (``adapt.domains``, ``adapt.config``, ``adapt.train``…); this packa
 """
 
 __version__ = "0.1.0"
+
+
+def load_model(run_dir, key: str):
+    """The trained ``nn.Module`` of cell ``key`` in a run folder made with ``train.save_models: true``, in eval
+    mode (see :func:`adapt.saved.load_model`; imported lazily so ``import adapt`` stays light)."""
+    from .saved import load_model as _load_model
+
+    return _load_model(run_dir, key)

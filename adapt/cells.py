@@ -21,9 +21,10 @@ from .config import SOURCE_FREE_METHODS, Config
 # 2: the domains' content fingerprints are part of a cell's identity
 # 3: the fair protocol (one lr schedule for all, finetune's full target phase, convergence fields)
 RECORD_VERSION = 3
-# Settings that change how fast a cell runs, not its result: not part of its identity (adapt.features
-# promises identical records with and without its cache).
-SPEED_ONLY_TRAIN_KEYS = ("feature_cache",)
+# Settings that change how fast a cell runs or what else it writes, not its result: not part of its identity
+# (adapt.features promises identical records with and without its cache; ``save_models`` only keeps the final
+# weights beside the record — the training is the same).
+SPEED_ONLY_TRAIN_KEYS = ("feature_cache", "save_models")
 # Where the data files are, not what they hold: with the domains' content fingerprints in the key, moving the
 # data (or writing its path another way) is the same cell.
 LOCATION_ONLY_DATA_KEYS = ("path", "files")

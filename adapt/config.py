@@ -91,8 +91,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 # Every key here is read by the trainer or a method; a key read nowhere (e.g. ``patience``) is refused rather
 # than silently ignored. ``feature_cache`` is read by adapt.features via the trainer.
+# ``save_models`` is read by the executor (adapt.executors.compute_cell): it keeps each cell's final weights.
 TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "lr_schedule", "flip",
-                                   "feature_cache"}
+                                   "feature_cache", "save_models"}
 SELECTION_RULES = ("last", "im", "snd", "entropy")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
@@ -506,7 +507,7 @@ def _parse_train(train, fail) -> dict:
 
         if out["lr_schedule"] not in LR_SCHEDULES:
             fail("train.lr_schedule", f"expected one of {list(LR_SCHEDULES)}, got {out['lr_schedule']!r}")
-    for key in ("augment", "amp", "flip"):
+    for key in ("augment", "amp", "flip", "save_models"):
         if key in out and not isinstance(out[key], bool):
             fail(f"train.{key}", f"expected true or false, got {out[key]!r}")
     if out["selection"] not in SELECTION_RULES:

@@ -80,13 +80,22 @@ def compute_cell(cell: Cell, source, target, device: str | None = None) -> dict:
     from . import train  # looked up per call, so a test can monkeypatch train.run_cell
 
     t0 = time.perf_counter()
+    save = bool((cell.train or {}).get("save_models"))
     try:
-        out = train.run_cell(cell, source, target, device=device)
+        if save:  # keep the final network (adapt.saved): the same training, its weights come back too
+            out, model = train.run_cell(cell, source, target, device=device, return_model=True)
+        else:
+            out = train.run_cell(cell, source, target, device=device)
         if not isinstance(out, Mapping):
             raise TypeError(f"run_cell returned {type(out).__name__}, expected a record (dict)")
     except Exception as exc:  # noqa: BLE001 - a failing cell must not stop the matrix
         return failed_result(exc, time.perf_counter() - t0, device)
     out = dict(out)
+    if save and out.get("status", STATUS_OK) == STATUS_OK:
+        from .methods import METHODS
+        from .saved import saved_model_fields
+
+        out.update(saved_model_fields(model, target, METHODS[cell.method_name].exports_model))
     out.setdefault("wall_time", time.perf_counter() - t0)
     out.setdefault("status", STATUS_OK)
     out.setdefault("worker", _worker())

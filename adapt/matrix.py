@@ -28,6 +28,7 @@ from .executors import EXECUTORS, LocalExecutor, RayExecutor, resolve_device
 from .identity import check_same_question
 from .plan import Plan, default_run_dir, plan_distances, plan_matrix
 from .progress import Progress
+from .saved import WEIGHTS_FIELD
 from .runinfo import git_info, library_versions, machine_info, now, start_run_info
 from .status import RunStatus, run_status, status_rows
 from .store import STATUS_OK, RunStore, to_jsonable
@@ -167,14 +168,18 @@ def run_matrix(
     todo: list[Cell] = []
     for cell in cells:
         rec = existing.get(cell.key)
-        if rec is not None and rec.get("status") == STATUS_OK:
+        if rec is not None and rec.get("status") == STATUS_OK and _lacks_weights(cell, rec, store):
+            todo.append(cell)  # save_models asks for weights this cell was finished without: train it again
+        elif rec is not None and rec.get("status") == STATUS_OK:
             already_done += 1
         elif rec is not None and not retry_failed:
             kept_failed += 1
         elif cell.compute_key in ok_by_compute:
             source_rec = ok_by_compute[cell.compute_key]
-            store.write_record(cell_record(cell, source_rec, shared_from=source_rec.get("shared_from")
-                                           or source_rec["key"]))
+            record = cell_record(cell, source_rec, shared_from=source_rec.get("shared_from") or source_rec["key"])
+            if source_rec.get("weights") and store.weights_path(source_rec["key"]).is_file():
+                record["weights"] = store.write_weights(cell.key, store.weights_path(source_rec["key"]).read_bytes())
+            store.write_record(record)
             reused += 1
         else:
             todo.append(cell)
@@ -210,11 +215,14 @@ def run_matrix(
     def on_result(rep: Cell, result: dict) -> None:
         members = groups[rep.compute_key]
         result = dict(result)
+        weights = result.pop(WEIGHTS_FIELD, None)
         result.setdefault("finished_at", now())
         first = None
         for cell in [rep] + [c for c in members if c.key != rep.key]:
             shared_from = None if cell.key == rep.key else rep.key
             record = cell_record(cell, result, shared_from=shared_from)
+            if weights is not None:  # the weights first: a record that names a file always has it
+                record["weights"] = store.write_weights(cell.key, weights)
             store.write_record(record)
             first = first or record
         counters["computations"] += 1
@@ -244,6 +252,16 @@ def run_matrix(
     return RunResult(run_dir=store.root, total=len(cells), already_done=already_done, kept_failed=kept_failed,
                      reused=reused, elapsed=time.monotonic() - t0, records=records,
                      executor=ex.describe(), **counters)
+
+
+def _lacks_weights(cell: Cell, record: Mapping, store: RunStore) -> bool:
+    """``train.save_models`` is on, and the finished record has no weights decision (it was run without it)
+    or names a weights file that is gone."""
+    if not (cell.train or {}).get("save_models"):
+        return False
+    if "weights" not in record:
+        return True
+    return bool(record["weights"]) and not store.weights_path(cell.key).is_file()
 
 
 def _describe(ex) -> str:

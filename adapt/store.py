@@ -195,6 +195,18 @@ class RunStore:
         atomic_write_json(path, record)
         return path
 
+    def weights_path(self, key: str) -> Path:
+        """``cells/<key>.pt``: the cell's final weights (``train.save_models``, :mod:`adapt.saved`)."""
+        from .saved import weights_name
+
+        return self.cells_dir / weights_name(key)
+
+    def write_weights(self, key: str, data: bytes) -> str:
+        """Atomically write a cell's serialised ``state_dict``; returns the file name its record names."""
+        path = self.weights_path(key)
+        atomic_write_bytes(path, data)
+        return path.name
+
     def read_record(self, key: str) -> dict | None:
         try:
             return _read_json(self.record_path(key))

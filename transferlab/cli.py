@@ -11,6 +11,7 @@
     transferlab report RUN_DIR
     transferlab predict CONFIG.yaml [--out DIR] [--seeds N]
     transferlab explain RUN_DIR
+    transferlab export RUN_DIR --cell KEY --out model.pt [--format torchscript|onnx]
 
 ``predict`` forecasts every pair of a config without training (:mod:`transferlab.predict`) into
 ``results/<name>/`` (or ``--out``); run it again after ``run`` into the same folder and it also scores the
@@ -183,6 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the baseline the negative flags and per-class changes are measured against "
                               "(default: scratch)")
     explain.set_defaults(func=cmd_explain)
+
+    export = sub.add_parser("export", help="a cell's trained network as TorchScript (or ONNX)",
+                            description="Write one cell's final network (a run with train.save_models: true) as "
+                                        "a module mapping a batch of inputs as the domain loader gives them to "
+                                        "logits (transferlab.export).")
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--cell", required=True, metavar="KEY",
+                        help="the cell's record key (cells/KEY.json), or a unique prefix of it")
+    export.add_argument("--out", required=True, metavar="FILE", help="file to write, e.g. model.pt")
+    export.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript",
+                        help="torchscript (default) or onnx (needs the onnx package)")
+    export.set_defaults(func=cmd_export)
     return parser
 
 
@@ -419,6 +432,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for e in entries:
         print(f"{e['source']} -> {e['target']}, {e['method']}, budget {e['budget']}: {e['reading']}")
     print(f"{len(entries)} negative row(s) explained; wrote {run_dir / EXPLANATIONS_FILE}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from transferlab.export import export_model
+
+    path = export_model(args.run_dir, args.cell, args.out, args.format)
+    print(f"wrote {path} ({args.format}): loader-format inputs -> logits")
     return EXIT_OK
 
 

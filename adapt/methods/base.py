@@ -102,6 +102,10 @@ class Method:
     PARAMS: ClassVar[dict[str, tuple[Any, Callable]]] = {}
     uses_source: ClassVar[bool] = True   # False: the result does not depend on the source (shared per target)
     random_init: ClassVar[bool] = False  # True: the configured architecture with random weights (no pretraining)
+    # True: the trained network (run_cell(return_model=True)) maps the domain's own inputs to logits, so
+    # train.save_models can keep it and `transferlab export` can ship it; False for a method that classifies
+    # its own representation (coral-closed's re-coloured inputs).
+    exports_model: ClassVar[bool] = True
 
     def __init__(self, params: dict, feature_dim: int, n_classes: int):
         self.params = dict(params)

@@ -47,6 +47,7 @@ def as_float_array(X: np.ndarray) -> np.ndarray:
 
 class CORALClosed(Method):
     name = "coral-closed"
+    exports_model = False  # its network reads re-coloured inputs or features, not the domain's inputs
     PARAMS = {
         "on": ("auto", choice("auto", "input", "features")),
         "eps": (1.0, number(0.0, low_open=True)),
