@@ -17,19 +17,19 @@ from adapt.errors import TransferlabError
 from analysis.report import build_report
 
 DOMAINS = ["original", "rotated", "inverted"]
-SECTIONS = ["## Run", "## Findings", "## Worst pairs", "## Gain vs scratch", "## Target accuracy",
-            "## Negative transfer", "## Budget 0 (no target labels)", "## DA harm", "## Budget crossover",
-            "## Distances vs gain",
-            "## Label-budget curves", "## Training curves", "## Failed cells", "## Reproduce"]
+SECTIONS = ["## Decision per target", "## Contents", "## Findings", "## Gain vs scratch", "## Target accuracy",
+            "## Failed cells", "# Appendix: per-row detail", "## Run", "## Worst pairs", "## Negative transfer",
+            "## Budget 0 (no target labels)", "## DA harm", "## Budget crossover", "## Distances vs gain",
+            "## Label-budget curves", "## Training curves", "## Reproduce"]
 
 
 def make_run(root: Path, methods=("finetune", "dann", "scratch"), budgets=(0, 5), seeds=3, failed=(),
-             n_classes=True, name="synthetic") -> Path:
+             n_classes=True, name="synthetic", boost=None) -> Path:
     """A run folder as ``transferlab run`` writes it: ``run.json`` and ``cells/<key>.json`` records.
 
     Accuracies are drawn around 0.6; transfer methods lose 35 points on rotated -> original (negative
     transfer), and dann loses 5 more everywhere (DA harm). ``failed`` holds (source, target, method) triples
-    whose records fail.
+    whose records fail; ``boost`` maps (source, target, method) to an accuracy added on every seed.
     """
     raw = {"name": name, "data": {"kind": "digits", "names": DOMAINS}, "domains": DOMAINS, "pairs": "all",
            "methods": list(methods), "budgets": list(budgets), "seeds": seeds,
@@ -54,6 +54,7 @@ def make_run(root: Path, methods=("finetune", "dann", "scratch"), budgets=(0, 5)
                             acc -= 0.35
                         if m == "dann":
                             acc -= 0.05
+                        acc += (boost or {}).get((s, t, m), 0.0)
                         bad = (s, t, m) in failed
                         steps = [10, 20, 30, 40]
                         record = {
@@ -88,8 +89,8 @@ def images(md: str) -> list[str]:
 
 def section(md: str, title: str) -> str:
     start = md.index(f"## {title}\n")
-    end = md.find("\n## ", start + 1)
-    return md[start:end if end > 0 else None]
+    end = re.search(r"\n#{1,2} ", md[start + 1:])
+    return md[start:start + 1 + end.start() if end else None]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +108,7 @@ def test_report_files_sections_and_embedded_images(full):
     positions = [md.index(s + "\n") for s in SECTIONS]
     assert positions == sorted(positions), "sections out of order"
     linked = images(md)
-    assert len(linked) >= 12
+    assert 5 <= len(linked) <= 12  # panels, not one image per method and budget
     for rel in linked:
         assert rel.startswith("figures/") and (run / rel).is_file()
     embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
@@ -133,11 +134,12 @@ def test_report_flags_the_negative_transfer_pair_first(full):
 def test_report_gain_heatmaps_per_method_and_budget(full):
     _, _, md = full
     gains = section(md, "Gain vs scratch")
-    assert sorted(images(gains)) == sorted(f"figures/gain_{m}_b5.png" for m in ("finetune", "dann"))
-    assert "Gain of dann vs scratch, 5 target labels per class" in gains
+    assert images(gains) == ["figures/gain_b5.png"]  # one figure, a panel per method
+    assert "Gain vs scratch of finetune, dann, 5 target labels per class" in gains
     assert "chance" not in gains  # budget 0 has its own section, never a silent chance baseline
     acc = section(md, "Target accuracy")
-    assert "figures/accuracy_scratch_b5.png" in images(acc)
+    assert images(acc) == ["figures/accuracy_b0.png", "figures/accuracy_b5.png"]
+    assert "finetune, dann, scratch, 5 target labels" in acc
 
 
 def test_report_tables_and_training_curves(full):
@@ -178,7 +180,7 @@ def test_report_takes_a_cell_and_an_out_folder(tmp_path):
 def test_report_some_methods_one_budget(tmp_path):
     run = make_run(tmp_path / "run", methods=("finetune", "scratch"), budgets=(5,), seeds=2)
     md = build_report(run, distances=()).read_text()
-    assert images(section(md, "Gain vs scratch")) == ["figures/gain_finetune_b5.png"]
+    assert images(section(md, "Gain vs scratch")) == ["figures/gain_b5.png"]
     assert "DA harm needs `finetune` and at least one other" in section(md, "DA harm")
     assert "needs gains at two or more budgets" in section(md, "Budget crossover")
     assert "single budget" in section(md, "Label-budget curves")
@@ -202,7 +204,7 @@ def test_report_without_scratch_says_gains_unavailable(tmp_path):
     md = build_report(run, distances=()).read_text()
     assert "Gains vs scratch are unavailable" in section(md, "Gain vs scratch")
     assert images(section(md, "Gain vs scratch")) == []
-    assert len(images(section(md, "Target accuracy"))) == 2
+    assert len(images(section(md, "Target accuracy"))) == 1  # one budget, both methods as panels
     assert "lowest mean accuracy" in section(md, "Training curves")
     assert "harm" in section(md, "DA harm")
 
@@ -254,7 +256,7 @@ def test_report_unconverged_source_effect_and_zero_variance(tmp_path):
     md = build_report(run, distances=()).read_text()
     unconv = section(md, "Unconverged rows")
     assert "| original → rotated | finetune | 5 | scratch |" in unconv and "train.steps" in unconv
-    assert "unconv." in section(md, "Gain vs scratch")
+    assert "unconv." in section(md, "Gain vs target-only")  # decisions and heatmaps: vs target-only
     nt = section(md, "Negative transfer")
     assert "Baseline: **`scratch`**" in nt and "| original → rotated | finetune |" not in nt
     flat = next(line for line in nt.splitlines() if line.startswith("| rotated → inverted | finetune |"))
@@ -263,7 +265,7 @@ def test_report_unconverged_source_effect_and_zero_variance(tmp_path):
     assert "zero variance" in flat
     source = section(md, "Source effect (vs target-only)")
     assert "Baseline: **`target-only`**" in source and "| rotated → original | finetune | 5 |" in source
-    assert "Source effect (vs `target-only`" in section(md, "Findings")
+    assert "rows against `target-only`" in section(md, "Findings")
 
 
 def test_cli_report_calls_build_report(full, capsys):
@@ -271,6 +273,74 @@ def test_cli_report_calls_build_report(full, capsys):
 
     run, _, _ = full
     assert main(["report", str(run)]) == 0
-    assert f"report: {run / 'report.md'}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"report: {run / 'report.md'}" in out and f"report: {run / 'report.html'}" in out
+    assert "built in" in out
     # The rebuild reads the distances the first build wrote instead of recomputing them.
     assert "read from" in section((run / "report.md").read_text(), "Distances vs gain")
+
+
+# ---------------------------------------------------------------------------------------------- decisions
+def _csv(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path)
+
+
+def test_report_decision_per_target_recommends_the_significant_best_and_its_runner_up(tmp_path):
+    # On target inverted: original+finetune +12 points, rotated+finetune +6 (both clearly positive), dann on
+    # original +30 but unconverged (never recommended: not tested). Every other target: nothing helps.
+    boost = {("original", "inverted", "finetune"): 0.12, ("rotated", "inverted", "finetune"): 0.06,
+             ("original", "inverted", "dann"): 0.35}
+    run = make_run(tmp_path / "run", methods=("finetune", "dann", "scratch", "target-only"), budgets=(5,),
+                   seeds=4, boost=boost)
+    _edit_records(run, lambda rec: rec.update(converged=False, convergence_reason="loss still falling") or True
+                  if (rec["source"], rec["target"], rec["method"]) == ("original", "inverted", "dann") else False)
+    md = build_report(run, distances=()).read_text()
+    rec = _csv(run / "recommendations.csv").set_index("target")
+    assert list(rec.index) == sorted(DOMAINS)
+    inv = rec.loc["inverted"]
+    assert inv["choice"] == "original + finetune" and inv["verdict"] == "positive"
+    assert inv["runner_up"] == "rotated + finetune" and inv["runner_up_verdict"] == "positive"
+    assert inv["baseline"] == "target-only"
+    # the gain is the seed-paired mean difference to target-only, computed here from the records
+    records = [json.loads(p.read_text()) for p in (run / "cells").glob("*.json")]
+    acc = {(r["source"], r["method"], r["seed"]): r["accuracy"] for r in records if r["target"] == "inverted"}
+    base = {seed: np.mean([a for (s, m, sd), a in acc.items() if m == "target-only" and sd == seed])
+            for seed in range(4)}  # the baseline's records of one (target, seed), averaged
+    diffs = [a - base[seed] for (s, m, seed), a in acc.items() if (s, m) == ("original", "finetune")]
+    assert inv["gain"] == pytest.approx(np.mean(diffs), abs=1e-9)
+    assert inv["ci_low"] > 0
+    for target in ("rotated",):  # (original's target-only arms include make_run's -35 points on one source)
+        assert rec.loc[target, "choice"] == "the target alone"
+        assert rec.loc[target, "verdict"] == "no transfer row significantly better"
+    # the table comes first, before any figure, and names the choice
+    decision = section(md, "Decision per target")
+    assert md.index("## Decision per target") < md.index("![")
+    assert "| inverted | original + finetune |" in decision and "rotated + finetune" in decision
+    assert "| rotated | the target alone |" in decision
+
+
+def test_report_verdict_counts_are_one_set_of_numbers(tmp_path):
+    run = make_run(tmp_path / "run", methods=("finetune", "dann", "scratch", "target-only"), budgets=(5,),
+                   seeds=3, boost={("original", "inverted", "finetune"): 0.12})
+    md = build_report(run, distances=()).read_text()
+    import analysis
+
+    table = analysis.negative_transfer(analysis.load_results(run), baseline="target-only")
+    flags = table["flag"].replace({"unconverged": "untested", "no-baseline": "untested"}).value_counts()
+    sentence = re.search(r"Verdicts of the (\d+) .*?: (.*?)\.", section(md, "Decision per target"))
+    assert int(sentence.group(1)) == len(table)
+    shown = {k: int(v) for v, k in re.findall(r"\*\*(\d+)\*\* ([a-z-]+)", sentence.group(2))}
+    assert {k: v for k, v in shown.items() if v} == {k: int(v) for k, v in flags.items()}
+    assert sentence.group(0) in section(md, "Findings")  # the same sentence, the same numbers
+
+
+def test_report_recommends_the_target_alone_when_every_row_is_untested(tmp_path):
+    run = make_run(tmp_path / "run", methods=("finetune", "scratch", "target-only"), budgets=(5,), seeds=3,
+                   boost={("original", "inverted", "finetune"): 0.3})
+    _edit_records(run, lambda rec: rec.update(converged=False) or True if rec["method"] == "finetune" else False)
+    build_report(run, distances=())
+    rec = _csv(run / "recommendations.csv")
+    assert set(rec["choice"]) == {"the target alone"}
+    assert set(rec["verdict"]) == {"no transfer row could be tested"}

@@ -347,8 +347,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise TransferlabError(f"report needs analysis.report, which cannot be imported here ({err})") \
             from None
+    import json
+    import time
+
+    from analysis.report import run_seconds
+
+    t0 = time.perf_counter()
     path = build_report(run_dir)
+    took = time.perf_counter() - t0
     print(f"report: {path}")
+    print(f"report: {path.with_suffix('.html')}")
+    try:
+        ran = run_seconds(json.loads((run_dir / "run.json").read_text()))
+    except (OSError, ValueError):
+        ran = None
+    share = f" ({100 * took / ran:.0f}% of the run's {ran:.0f} s)" if ran else ""
+    print(f"built in {took:.1f} s{share}")
     from transferlab.tracking import read_tracking, update_verdicts
 
     if read_tracking(run_dir) is not None:
