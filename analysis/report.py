@@ -61,7 +61,7 @@ FIGURES_DIR = "figures"
 TOP_PAIRS = 10
 BUDGET_CURVE_PAIRS = 4
 
-__all__ = ["build_report", "run_seconds", "REPORT_DISTANCES", "RECOMMENDATIONS_FILE"]
+__all__ = ["build_report", "REPORT_DISTANCES", "RECOMMENDATIONS_FILE"]
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -337,17 +337,3 @@ def _one_line(a: _Analysis, run_dir: Path) -> str:
     return (f"Run `{run_dir}`: {len(a.domains)} domains, methods " + ", ".join(f"`{m}`" for m in a.methods)
             + f"; {len(a.ok)} finished cells" + (f", {n_failed} failed" if n_failed else "")
             + ". Details of the run are in the appendix.")
-
-
-def run_seconds(run_info: Mapping) -> float | None:
-    """Wall time of the run's finished invocations (``run.json``), the yardstick for the report's own time."""
-    from datetime import datetime
-
-    total = 0.0
-    for inv in run_info.get("invocations") or []:
-        try:
-            total += (datetime.fromisoformat(inv["finished_at"]) - datetime.fromisoformat(inv["started_at"])
-                      ).total_seconds()
-        except (KeyError, TypeError, ValueError):
-            continue
-    return total or None

@@ -45,7 +45,7 @@ import argparse
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from adapt.errors import TransferlabError
@@ -350,15 +350,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from analysis.report import run_seconds
-
     t0 = time.perf_counter()
     path = build_report(run_dir)
     took = time.perf_counter() - t0
     print(f"report: {path}")
     print(f"report: {path.with_suffix('.html')}")
     try:
-        ran = run_seconds(json.loads((run_dir / "run.json").read_text()))
+        ran = _run_seconds(json.loads((run_dir / "run.json").read_text()))
     except (OSError, ValueError):
         ran = None
     share = f" ({100 * took / ran:.0f}% of the run's {ran:.0f} s)" if ran else ""
@@ -368,6 +366,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     if read_tracking(run_dir) is not None:
         print(f"tracking: verdict tags set on {update_verdicts(run_dir)} MLflow run(s)")
     return EXIT_OK
+
+
+def _run_seconds(run_info: Mapping) -> float | None:
+    """Wall time of the run's finished invocations (``run.json``), the yardstick for the report's own time."""
+    from datetime import datetime
+
+    total = 0.0
+    for inv in run_info.get("invocations") or []:
+        try:
+            total += (datetime.fromisoformat(inv["finished_at"]) - datetime.fromisoformat(inv["started_at"])
+                      ).total_seconds()
+        except (KeyError, TypeError, ValueError):
+            continue
+    return total or None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
