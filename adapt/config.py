@@ -164,6 +164,8 @@ def load_config(path: str | Path) -> Config:
         raise TransferlabError(f"{path}: malformed YAML{where}: {problem}") from None
     except UnicodeDecodeError:
         raise TransferlabError(f"{path}: not a text (UTF-8) YAML file") from None
+    except OSError as err:  # unreadable (permissions, a folder, a vanished file): bad input, not a bug
+        raise TransferlabError(f"{path}: cannot read the config file ({err.strerror or err})") from None
     return parse_config(raw, source=str(path), path=path)
 
 

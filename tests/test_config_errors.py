@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import subprocess
 import sys
 
@@ -172,3 +173,21 @@ def test_status_and_report_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "no such run folder" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_unreadable_config_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    from transferlab.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\n")
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):  # as root chmod 0 still reads: make the read itself fail
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cannot read the config file (Permission denied)" in err and str(path) in err
