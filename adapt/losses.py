@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .models import as_float
 from .schedules import anneal_factor
 
 
@@ -109,23 +110,26 @@ class DomainAdversarialLoss(nn.Module):
         self.last_accuracy: torch.Tensor | None = None
 
     def forward(self, f_s: torch.Tensor, f_t: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
-        f = grad_reverse(torch.cat([f_s, f_t]).float(), coeff)
+        # leading dimensions are members of a stacked model (adapt.stacked): (M, N, d) -> one loss per member
+        f = grad_reverse(as_float(torch.cat([f_s, f_t], dim=-2)), coeff)
         logits = self.discriminator(f)
-        labels = torch.cat([torch.ones(len(f_s), device=f.device), torch.zeros(len(f_t), device=f.device)])
-        weights = torch.cat([torch.full((len(f_s),), 0.5 / len(f_s), device=f.device),
-                             torch.full((len(f_t),), 0.5 / len(f_t), device=f.device)])
-        loss = (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * weights).sum()
+        n_s, n_t = f_s.shape[-2], f_t.shape[-2]
+        labels = torch.cat([torch.ones(n_s, device=f.device, dtype=f.dtype),
+                            torch.zeros(n_t, device=f.device, dtype=f.dtype)]).expand_as(logits)
+        weights = torch.cat([torch.full((n_s,), 0.5 / n_s, device=f.device, dtype=f.dtype),
+                             torch.full((n_t,), 0.5 / n_t, device=f.device, dtype=f.dtype)])
+        loss = (F.binary_cross_entropy_with_logits(logits, labels, reduction="none") * weights).sum(-1)
         with torch.no_grad():
-            self.last_accuracy = ((logits > 0).float() == labels).float().mean()
+            self.last_accuracy = ((logits > 0).to(f.dtype) == labels).to(f.dtype).mean(-1)
         return loss
 
 
 # ------------------------------------------------------------------------------------------- CORAL
 def covariance(x: torch.Tensor) -> torch.Tensor:
     r"""Unbiased covariance :math:`\frac{1}{n-1}(X^\top X - \frac1n (\mathbf 1^\top X)^\top(\mathbf 1^\top X))`."""
-    n = x.shape[0]
-    xc = x - x.mean(dim=0, keepdim=True)
-    return xc.T @ xc / max(n - 1, 1)
+    n = x.shape[-2]  # rows are samples; leading dimensions (stacked members) are kept
+    xc = x - x.mean(dim=-2, keepdim=True)
+    return xc.transpose(-1, -2) @ xc / max(n - 1, 1)
 
 
 class CORALLoss(nn.Module):
@@ -136,7 +140,8 @@ class CORALLoss(nn.Module):
         \ell_{CORAL} = \frac{1}{4d^2}\,\lVert C_S - C_T \rVert_F^2
 
     with :math:`C_S, C_T` the unbiased feature covariances of a source and a target batch. Inputs
-    ``(N_s, d)`` and ``(N_t, d)`` → scalar. Computed in float32 even under autocast.
+    ``(N_s, d)`` and ``(N_t, d)`` → scalar (``(M, N, d)`` → one per stacked member). Computed in float32 even
+    under autocast.
 
     Because of :math:`1/(4d^2)` the term is tiny for wide features (``d=128``: a unit change in every
     covariance entry costs 0.25); the paper picks its weight so that the CORAL and classification losses
@@ -144,10 +149,10 @@ class CORALLoss(nn.Module):
     """
 
     def forward(self, f_s: torch.Tensor, f_t: torch.Tensor) -> torch.Tensor:
-        f_s, f_t = f_s.float(), f_t.float()
-        d = f_s.shape[1]
+        f_s, f_t = as_float(f_s), as_float(f_t)
+        d = f_s.shape[-1]
         diff = covariance(f_s) - covariance(f_t)
-        return (diff * diff).sum() / (4.0 * d * d)
+        return (diff * diff).sum(dim=(-2, -1)) / (4.0 * d * d)
 
 
 def coral_transform(xs: np.ndarray, xt: np.ndarray, eps: float = 1.0) -> np.ndarray:

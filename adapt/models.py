@@ -61,6 +61,12 @@ TORCHVISION_FILES = {"resnet18": "resnet18-f37072fd.pth", "resnet50": "resnet50-
 DEFAULT_HF_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the compute dtype: ``x.float()`` — or float64 when that is torch's default dtype, so the exact
+    equality tests of the stacked trainer (:mod:`adapt.stacked`) can run both paths in float64."""
+    return x.to(torch.float64) if torch.get_default_dtype() == torch.float64 else x.float()
+
+
 class Classifier(nn.Module):
     """``head(backbone(x))``, with the backbone's ``blocks`` for partial freezing and an ``info`` dict."""
 
@@ -137,7 +143,7 @@ class MLP(nn.Module):
         return list(self.layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1).float()
+        x = as_float(x.flatten(1))
         for layer in self.layers:
             x = layer(x)
         return x

@@ -62,7 +62,7 @@ from .convergence import phase_convergence, probe_step, summarize
 from .domains.base import Domain, stable_seed
 from .methods import METHODS
 from .methods.base import Method, Phase
-from .models import Classifier, build_model
+from .models import Classifier, as_float, build_model
 from .outcomes import encode_outcomes
 from .schedules import LR_SCHEDULES, lr_factor_fn  # noqa: F401 - LR_SCHEDULES re-exported
 from .validators import Selector
@@ -107,7 +107,7 @@ class _Data:
             t = torch.from_numpy(np.ascontiguousarray(X))
             self.scale = 1.0 / 255.0 if t.dtype == torch.uint8 else None
             if t.dtype not in (torch.uint8, torch.float32):
-                t = t.float()
+                t = as_float(t)
             self.X = t.to(device) if t.numel() * t.element_size() <= MAX_DEVICE_BYTES else t
         self.n = len(self.X)
 
@@ -125,7 +125,7 @@ class _Data:
             return [str(s) for s in rows]
         x = self.X if idx is None else self.X[idx.to(self.X.device)]
         x = x.to(self.device, non_blocking=True)
-        return x.float() * self.scale if self.scale else x
+        return as_float(x) * self.scale if self.scale else x
 
 
 class _Sampler:
@@ -201,6 +201,15 @@ def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = No
     source-free method at budget 0. A diverging run returns ``status: "failed"``; other errors propagate.
     """
     t0 = time.perf_counter()
+    run, record = prepare_cell(cell, source, target, device)
+    record.update(run.method_cls.fit_cell(run))
+    record["wall_time"] = round(time.perf_counter() - t0, 3)
+    return (record, run.kept.get("model")) if return_model else record
+
+
+def prepare_cell(cell: Cell, source: Domain, target: Domain, device: str | None = None) -> tuple[CellRun, dict]:
+    """The protocol guards, the cell's problem and its record's fields before training: ``(run, record)``.
+    :func:`run_cell` fits ``run`` with its method's ``fit_cell``; :mod:`adapt.stacked` fits many at once."""
     if cell.method_name not in METHODS:
         raise ValueError(f"unknown method {cell.method_name!r}; expected one of {sorted(METHODS)}")
     method_cls = METHODS[cell.method_name]
@@ -232,9 +241,7 @@ def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = No
     }
     run = CellRun(cell=cell, problem=problem, params=params, model_cfg=mcfg, train_cfg=tcfg, device=dev,
                   method_cls=method_cls)
-    record.update(method_cls.fit_cell(run))
-    record["wall_time"] = round(time.perf_counter() - t0, 3)
-    return (record, run.kept.get("model")) if return_model else record
+    return run, record
 
 
 def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Problem:
@@ -436,7 +443,7 @@ def _predict(model: Classifier, data: _Data, dev: torch.device, amp: bool = Fals
     for start in range(0, data.n, EVAL_BATCH):
         idx = torch.arange(start, min(start + EVAL_BATCH, data.n))
         with ctx_dtype[0]:
-            outs.append(model.features_and_logits(data.take(idx), data.start)[1].float())
+            outs.append(as_float(model.features_and_logits(data.take(idx), data.start)[1]))
     model.train(was)
     if not outs:
         return torch.zeros(0, model.n_classes, device=dev)
@@ -561,10 +568,10 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
             f_s = l_s = f_u = l_u = None
             if phase.source:
                 f_s, l_s = f_parts.pop(0), l_parts.pop(0)
-                terms["loss_cls"] = F.cross_entropy(l_s.float(), y_s)
+                terms["loss_cls"] = F.cross_entropy(as_float(l_s), y_s)
             if use_lab:
                 f_parts.pop(0)
-                terms["loss_cls_target"] = F.cross_entropy(l_parts.pop(0).float(), y_l)
+                terms["loss_cls_target"] = F.cross_entropy(as_float(l_parts.pop(0)), y_l)
             if phase.target_unlabelled:
                 f_u, l_u = f_parts.pop(0), l_parts.pop(0)
                 terms.update(method.extra_loss(f_s, f_u, l_s, l_u, progress))
@@ -583,10 +590,10 @@ def _fit(model: Classifier, method: Method, phases: list[Phase], problem: _Probl
             else:
                 opt.step()
             step += 1
-            cls_trace[i_phase] = sum(terms[k].detach().float() for k in CLS_TERMS if k in terms)
+            cls_trace[i_phase] = sum(as_float(terms[k].detach()) for k in CLS_TERMS if k in terms)
             logged = {**terms, **(method.monitors() if phase.target_unlabelled else {})}
             for name, value in logged.items():
-                v = value.detach().float()
+                v = as_float(value.detach())
                 sums[name] = sums[name] + v if name in sums else v
             window += 1
             if check_each_step:

@@ -106,6 +106,9 @@ class Method:
     # train.save_models can keep it and `transferlab export` can ship it; False for a method that classifies
     # its own representation (coral-closed's re-coloured inputs).
     exports_model: ClassVar[bool] = True
+    # True: the default fit_cell, and extra_loss/monitors take stacked members' batches (M, N, d) and return one
+    # value per member — cells of the method then train many at once (adapt.stacked); False: one at a time
+    stackable: ClassVar[bool] = False
 
     def __init__(self, params: dict, feature_dim: int, n_classes: int):
         self.params = dict(params)
@@ -133,6 +136,11 @@ class Method:
         model, method = run.build()
         res = run.fit(model, method, method.phases(run.steps, run.budget, run.train_cfg))
         return run.finish(model, method, res)
+
+    @classmethod
+    def stack_blocker(cls, params: dict) -> str | None:
+        """Why cells of this method with ``params`` cannot train stacked (:mod:`adapt.stacked`); None: they can."""
+        return None if cls.stackable else f"method {cls.name} has no stacked form"
 
     def phases(self, steps: int, budget: int, train_cfg: dict) -> list[Phase]:
         return [Phase("joint", steps, source=True, target_labelled=budget > 0)]

@@ -45,6 +45,7 @@ DEFAULT_WEIGHT = 100.0
 
 class DeepCORAL(Method):
     name = "coral"
+    stackable = True
     PARAMS = {"weight": (DEFAULT_WEIGHT, number(0.0))}
 
     def __init__(self, params: dict, feature_dim: int, n_classes: int):

@@ -50,6 +50,7 @@ DEFAULT_DISC_LR_MULT = 0.3
 
 class DANN(Method):
     name = "dann"
+    stackable = True
     PARAMS = {
         "trade_off": (DEFAULT_TRADE_OFF, number(0.0)),
         "lambda_schedule": (True, boolean),

@@ -23,6 +23,7 @@ DEFAULT_SOURCE_FRACTION = 1.0
 
 class Finetune(Method):
     name = "finetune"
+    stackable = True
     PARAMS = {
         "freeze": ("none", freeze_spec),
         "freeze_source": (False, boolean),

@@ -39,6 +39,7 @@ def holdout_positions(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
 
 class Scratch(Method):
     name = "scratch"
+    stackable = True
     uses_source = False
     random_init = True
     PARAMS = {
@@ -48,6 +49,12 @@ class Scratch(Method):
 
     def phases(self, steps: int, budget: int, train_cfg: dict) -> list[Phase]:
         return [Phase("target", steps, source=False, target_labelled=True)]
+
+    @classmethod
+    def stack_blocker(cls, params: dict) -> str | None:
+        if params["early_stopping"]:  # a held-out search run per cell, then a retrain to its own step count
+            return "scratch early_stopping chooses each cell's step count"
+        return super().stack_blocker(params)
 
     @classmethod
     def fit_cell(cls, run) -> dict:

@@ -16,6 +16,7 @@ from .base import Method, Phase
 
 class TargetOnly(Method):
     name = "target-only"
+    stackable = True
     uses_source = False
 
     def phases(self, steps: int, budget: int, train_cfg: dict) -> list[Phase]:
