@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 
@@ -161,6 +160,8 @@ def stack_blocker(cell: Cell) -> str | None:
         return "dropout draws its masks from one generator for the whole model"
     if tcfg.get("selection", "last") != "last":
         return f"train.selection {tcfg['selection']} picks a checkpoint per cell"
+    if tcfg.get("save_models"):
+        return "train.save_models keeps each cell's own network"
     if tcfg.get("augment"):
         return "train.augment draws per-cell augmentations"
     if tcfg.get("amp") and str(tcfg.get("device", "auto")) != "cpu" and torch.cuda.is_available() \
