@@ -36,6 +36,10 @@ What stacks (:func:`stack_blocker` says why not, and such cells run one at a tim
 ``early_stopping``), MLP backbones (``hidden: []`` included: a linear classifier) without dropout,
 ``selection: last``, no augmentation, no fp16 grad scaling (bf16 autocast on CUDA stacks).
 
+Status: :func:`run_group` and :func:`plan_groups` are tested (tests/test_stacked.py) but the executors do not
+call them yet, and the config loader does not yet accept ``train.stack`` / ``train.stack_members`` (read here from
+a cell's ``train``, default stacked / automatic size): ``transferlab run`` still trains one cell at a time.
+
 Group size (:func:`plan_groups`): cells sharing method, params, model, train, data settings and budget are
 chunked by memory — ``STACK_MEMORY_BYTES`` per group over an estimate of one member's parameters, optimiser
 state, activations and batch indices — or ``train.stack_members: N``; a group is split further while there are
