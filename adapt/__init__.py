@@ -1,7 +1,9 @@
-"""transferlab's training side: domains, config, cells, methods, the shared training loop and the runner.
+"""transferlab's training side: one cell's training — domains, models, methods, the shared training loop, the
+record of a cell. The runner (config, plan, store, executors) is :mod:`transferlab`; adapt imports neither it
+nor :mod:`analysis`.
 
 Data flows one way: config → cells → train → record → analysis → report. Import what you need from the
-submodules (``adapt.domains``, ``adapt.config``, ``adapt.train``…); this package import stays light.
+submodules (``adapt.domains``, ``adapt.methods``, ``adapt.train``…); this package import stays light.
 """
 
 __version__ = "0.1.0"

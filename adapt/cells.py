@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from .config import SOURCE_FREE_METHODS, Config
+# methods trained on target labels only: no cell at budget 0, one result per (target, seed, budget)
+SOURCE_FREE_METHODS = ("scratch", "target-only")
 
 # 2: the domains' content fingerprints are part of a cell's identity
 # 3: the fair protocol (one lr schedule for all, finetune's full target phase, convergence fields)
@@ -83,32 +83,3 @@ class Cell:
     @property
     def title(self) -> str:
         return f"{self.source}->{self.target} {self.method} seed={self.seed} budget={self.budget}"
-
-
-def expand_cells(config: Config, pairs: list[tuple[str, str]], fingerprints: Mapping[str, str] | None = None,
-                 target_labels: Mapping[tuple[str, int, int], int] | None = None) -> list[Cell]:
-    """Every cell of the matrix: pairs × methods × budgets × seeds, in a stable order.
-
-    ``fingerprints`` maps domain name → content fingerprint (``adapt.plan`` passes the loaded domains'; a
-    cell without them is keyed by the config alone). ``target_labels`` maps (target, seed, budget) → the
-    labelled target samples that budget gives. ``scratch`` and ``target-only``
-    need target labels, so they have no cell at budget 0.
-    """
-    data_identity = {k: v for k, v in config.data.items()}
-    fingerprints = fingerprints or {}
-    target_labels = target_labels or {}
-    cells = []
-    for source, target in pairs:
-        for spec in config.methods:
-            for budget in config.budgets:
-                if spec.name in SOURCE_FREE_METHODS and budget == 0:
-                    continue
-                for seed in config.seeds:
-                    cells.append(Cell(
-                        source=source, target=target, method=spec.label, method_name=spec.name, seed=seed,
-                        budget=budget, method_params=dict(spec.params), model=dict(config.model),
-                        train=dict(config.train), data=data_identity,
-                        source_fingerprint=fingerprints.get(source, ""),
-                        target_fingerprint=fingerprints.get(target, ""),
-                        target_labels=target_labels.get((target, seed, budget))))
-    return cells

@@ -4,7 +4,7 @@ When a training phase freezes the first K blocks of a backbone and the inputs ar
 blocks (in eval mode, no gradients) are a fixed function of each image: the loop asks this module for their
 outputs once per domain and trains (and evaluates) only the rest of the network on them
 (``backbone.forward_suffix(h, K)``). The result is the same as running the whole network at every step — on
-CPU the records are identical for the same seed (``tests/test_features.py``) — at a fraction of the cost.
+CPU the records are identical for the same seed (``tests/adapt/test_features.py``) — at a fraction of the cost.
 
 Cache key — content, never names: the SHA-256 of
   the prefix's tensors (every parameter and buffer of ``backbone.blocks[:K]``: weights and BatchNorm

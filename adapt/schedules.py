@@ -11,7 +11,7 @@ exactly as a ``target-only`` or ``scratch`` run of ``n`` steps.
 ``cosine``   ``f = (1 + cos(π p)) / 2``
 ============ ================================================================================
 
-``LR_SCHEDULES`` is the one list of valid names (``adapt.config`` validates against it).
+``LR_SCHEDULES`` is the one list of valid names (``transferlab.config`` validates against it).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ import torch
 from torch.nn import functional as F
 
 from .cells import Cell
-from .config import DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS
+from .defaults import DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS
 from . import features
 from .convergence import phase_convergence, probe_step, summarize
 from .domains.base import Domain, stable_seed

@@ -60,7 +60,7 @@ its p is the exact test's, or NaN with a ``note``.
 :math:`m + (t_{1-\alpha} + t_{0.8})\,\widetilde{se}`; for inconclusive rows ``seeds_needed``: the seed
 count at which the observed effect would reach that power (NaN when it is within the margin).
 
-**Calibration and power, measured** (``tests/test_analysis_calibration.py``: simulated matrices of 50
+**Calibration and power, measured** (``tests/analysis/test_calibration.py``: simulated matrices of 50
 cells, per-arm seed noise 1.7 points (log-normal spread 0.25 across cells), test sets of 90–600 examples
 so accuracies are whole counts, 10 % of cells with identical arms on every seed and 5 % one example apart
 on every seed): the figures are in that file's docstring.

@@ -1,7 +1,7 @@
 """The run report: ``build_report(run_dir)`` writes ``report.md``, a self-contained ``report.html`` and PNGs.
 
 What it reads: the run's records (:func:`analysis.load_results`, :func:`analysis.load_curves`) and its
-``run.json`` (the resolved config, to load the domains for distances; see :mod:`adapt.store`). What it
+``run.json`` (the resolved config, to load the domains for distances; see :mod:`transferlab.store`). What it
 writes, into ``out`` (default the run folder)::
 
     report.md         the report, figures linked as figures/<name>.png
@@ -80,7 +80,7 @@ def _read_run_json(run_dir: Path) -> dict:
 
 def _load_domains(run_info: dict, run_dir: Path):
     """The run's domains from its recorded config; the config's folder resolves relative data paths."""
-    from adapt.config import parse_config
+    from transferlab.config import parse_config
     from adapt.domains import load_domains
 
     raw = run_info.get("config")
@@ -98,7 +98,7 @@ def _load_domains(run_info: dict, run_dir: Path):
         except TransferlabError as err:  # a relative data path that does not resolve from here
             last = err
             continue
-        from adapt.identity import verify_fingerprints
+        from transferlab.identity import verify_fingerprints
 
         verify_fingerprints(domains, run_info.get("fingerprints"), str(run_dir),
                             "distances would describe other data than the records")

@@ -2,7 +2,7 @@
 
 A record holds at least ``source, target, method, seed, budget, accuracy, source_accuracy, status``
 (``"ok"`` or ``"failed"``), ``reason``, ``wall_time``, ``device``, plus nested ``curves`` (a dict of
-lists, per training step) and ``params`` (a dict); ``adapt.store`` documents every field and writes them
+lists, per training step) and ``params`` (a dict); ``transferlab.store`` documents every field and writes them
 atomically (dot-named temporary files are never read here). :func:`load_results` gives the flat table
 that every analysis starts from; :func:`load_curves` gives the curves in long form, :func:`load_outcomes`
 the per-example predictions on the test split.
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from adapt.errors import TransferlabError
-from adapt.store import flatten_record
+from transferlab.store import flatten_record
 
 KEY_COLUMNS = ("source", "target", "method", "seed", "budget", "accuracy", "status")
 CONVERGENCE_COLUMNS = ("converged", "convergence_reason")
@@ -98,7 +98,7 @@ def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame
     pandas.DataFrame
         Columns ``source, target, method, seed, budget, accuracy, status`` first (NaN where a record lacks
         one), then ``cell_id`` (the record's file name without ``.json``, i.e. its ``key``) and every other
-        field, flattened as ``adapt.store.flatten_record`` does for ``results.parquet``: nested dicts become
+        field, flattened as ``transferlab.store.flatten_record`` does for ``results.parquet``: nested dicts become
         dotted names (``params.lr``), lists JSON text; ``curves`` and ``traceback`` are left out (see
         :func:`load_curves`). Rows sorted by ``source, target, method, budget, seed, cell_id``.
         ``converged`` (bool) and ``convergence_reason`` (str or None) are always present: records written

@@ -5,7 +5,7 @@
     (finetune, coral, dann + the scratch baseline; MLP [256], 300 steps, batch 64, eval every 100, 30% test
     split, 5 seeds) at budgets {0, 3}: 12 ordered pairs × 4 methods × 5 seeds × 2 budgets = 420 cells (scratch
     has no budget-0 cell and is computed once per target: 380 computations), through
-    :func:`adapt.matrix.run_matrix` into a fresh folder each repetition, after a one-pair warm-up.
+    :func:`transferlab.matrix.run_matrix` into a fresh folder each repetition, after a one-pair warm-up.
     Target: ≤ 60 s wall-clock. ``--config FILE`` times another config as it is (device set to cuda).
 ``dann``
     DANN training throughput (source + target images per second) on a ResNet-50 at 224×224 px with bf16
@@ -97,8 +97,9 @@ def _office_dir(arg: str | None) -> Path | None:
 
 
 def bench_matrix(args) -> dict:
-    from adapt.config import load_config, parse_config
-    from adapt.matrix import plan_matrix, run_matrix
+    from transferlab.config import load_config, parse_config
+    from transferlab.matrix import run_matrix
+    from transferlab.plan import plan_matrix
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_gpu_matrix_"))
     try:

@@ -49,7 +49,7 @@ def _load() -> str:
 
 def run_once(config: Path, args) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench_matrix_"))
-    cmd = [sys.executable, "-m", "adapt", "run", str(config), "--out", str(out / "run"), "--progress", "none",
+    cmd = [sys.executable, "-m", "transferlab", "run", str(config), "--out", str(out / "run"), "--progress", "none",
            "--executor", args.executor]
     if args.workers:
         cmd += ["--workers", str(args.workers)]
@@ -87,7 +87,7 @@ def main() -> None:
 
     configs = list(args.config or [DEMO])
     if args.office:
-        from adapt.config import load_config
+        from transferlab.config import load_config
 
         data = load_config(OFFICE).base_dir / load_config(OFFICE).data["path"]
         if data.is_dir():

@@ -3,8 +3,8 @@
     .venv/bin/python bench/bench_scaling.py     # prints a markdown table (~2.5 min on 2 cores)
 """
 import time, tempfile, copy
-from adapt.config import parse_config
-from adapt.matrix import run_matrix
+from transferlab.config import parse_config
+from transferlab.matrix import run_matrix
 from adapt.domains.digits import DIGITS_DOMAINS
 base = {"name": "scale", "data": {"kind": "digits"}, "pairs": "all", "methods": ["finetune", "dann", "coral", "scratch"],
         "budgets": [0, 5], "model": {"backbone": "mlp", "hidden": [128]}, "train": {"steps": 300, "batch_size": 64, "lr": 0.001, "eval_every": 50}}

@@ -1,2 +1,3 @@
-"""The ``transferlab`` command line (:mod:`transferlab.cli`), above the :mod:`adapt` and :mod:`analysis`
-packages: it drives both and neither imports it."""
+"""The application: the run config, plan, pre-flight, identity, store, executors, progress and status of a
+transfer matrix, and the ``transferlab`` command line (:mod:`transferlab.cli`). It drives :mod:`adapt` (one
+cell's training) and :mod:`analysis` (records -> answers); neither imports it."""

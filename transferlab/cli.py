@@ -22,10 +22,10 @@ finished run (:mod:`transferlab.explain`); ``report`` shows both when they are t
 resumes: cells already recorded there are not run again (failed ones only with ``--retry-failed``). A config
 that only adds cells (seeds, methods, budgets, domains, pairs) extends the run; one that changes what the
 folder's cells mean (data, model, train settings, a method's parameters, the data's content) is refused
-unless ``--supersede`` (see :mod:`adapt.identity`). Every check runs before the folder is touched.
+unless ``--supersede`` (see :mod:`transferlab.identity`). Every check runs before the folder is touched.
 
 This module sits above both packages: it drives :mod:`adapt` (config → plan → run) and :mod:`analysis`
-(distances, report); neither package imports it. ``python -m transferlab`` and ``python -m adapt`` run it.
+(distances, report); neither package imports it. ``python -m transferlab`` runs it.
 
 Ray: ``--executor ray`` starts a local Ray instance for the run; to use a cluster, start it first
 (``ray start --head`` on the head node, ``ray start --address HEAD:6379`` on the others) and pass
@@ -201,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ---------------------------------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace) -> int:
-    from adapt.config import load_config
-    from adapt.matrix import accuracy_table, run_matrix
+    from transferlab.config import load_config
+    from transferlab.matrix import run_matrix
+    from transferlab.tables import accuracy_table
 
     config = load_config(args.config)
     track = None
@@ -248,7 +249,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from adapt.matrix import format_table, run_status, status_rows
+    from transferlab.status import run_status, status_rows
+    from transferlab.tables import format_table
 
     st = run_status(args.run_dir)
     info = st.info
@@ -297,8 +299,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_distances(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from adapt.config import load_config
-    from adapt.matrix import format_table, plan_distances
+    from transferlab.config import load_config
+    from transferlab.plan import plan_distances
+    from transferlab.tables import format_table
 
     config = load_config(args.config)
     try:
@@ -326,7 +329,7 @@ def cmd_distances(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results") / config.name / "distances.csv"
     import pandas as pd
 
-    from adapt.store import atomic_write_bytes
+    from transferlab.store import atomic_write_bytes
 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -383,9 +386,9 @@ def _run_seconds(run_info: Mapping) -> float | None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from adapt.config import load_config
-    from adapt.plan import default_run_dir, plan_distances
-    from adapt.tables import format_table
+    from transferlab.config import load_config
+    from transferlab.plan import default_run_dir, plan_distances
+    from transferlab.tables import format_table
     from transferlab.predict import predict_matrix
 
     config = load_config(args.config)
@@ -416,7 +419,7 @@ def _check_scored_run(out: Path, config, domains: dict) -> None:
     this data (the checks ``run`` makes before extending a folder), else the scores would describe another run."""
     import json
 
-    from adapt.identity import question_differences, verify_fingerprints
+    from transferlab.identity import question_differences, verify_fingerprints
 
     info_path = out / "run.json"
     if not info_path.is_file():
@@ -438,9 +441,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from adapt.config import parse_config
-    from adapt.identity import verify_fingerprints
-    from adapt.plan import plan_distances
+    from transferlab.config import parse_config
+    from transferlab.identity import verify_fingerprints
+    from transferlab.plan import plan_distances
     from transferlab.explain import EXPLANATIONS_FILE, explain_run
 
     run_dir = Path(args.run_dir)

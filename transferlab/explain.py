@@ -76,7 +76,7 @@ def _after_adaptation(config, row, S, T, pool, lab, seed: int):
     """Backbone features of the source, the target pool and the labelled subset after the flagged method trained:
     the row's cell of ``seed`` retrained (deterministic on CPU, so it is the recorded model) with the public
     ``run_cell(..., return_model=True)``. None when the cell has no network on the inputs (closed-form fits)."""
-    from adapt.cells import expand_cells
+    from transferlab.plan import expand_cells
     from adapt.train import backbone_features, run_cell
 
     cells = [c for c in expand_cells(config, [(row.source, row.target)])

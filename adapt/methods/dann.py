@@ -32,7 +32,7 @@ paper: 1, h 256, lr × 1        .772 (1.00)  .623 (1.00)  .841 (.86)   .856 (.98
 
 (finetune, source-only: .764 / .612 on shift.) The chosen row is the best on base→cov and on the digits
 pairs and within seed noise of the best on cov→base, where no setting moved accuracy. The outcome test
-(``tests/test_train_outcomes.py``) uses family seed 3, never seen here.
+(``tests/adapt/test_train_outcomes.py``) uses family seed 3, never seen here.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapt.store import RunStore, atomic_write_json, flatten_record, to_jsonable
+from transferlab.store import RunStore, atomic_write_json, flatten_record, to_jsonable
 
 
 def _record(key: str, **extra) -> dict:

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 import analysis
-from adapt.config import parse_config
-from adapt.matrix import plan_distances, run_matrix
+from transferlab.config import parse_config
+from transferlab.matrix import run_matrix
+from transferlab.plan import plan_distances
 from transferlab.explain import EXPLANATIONS_FILE, explain_rows, explain_run
 
 CONFIG = {

@@ -388,12 +388,12 @@ PREFLIGHT = [case_cnn_on_vectors, case_hf_on_vectors, case_mlp_on_text, case_mis
 @pytest.fixture
 def no_training(monkeypatch):
     """A case that wrongly passes the checks must not train a cell."""
-    import adapt.executors
+    import transferlab.executors
 
     def refuse(*args, **kwargs):
         raise AssertionError("bad input reached the executor")
 
-    monkeypatch.setattr(adapt.executors.LocalExecutor, "run", refuse)
+    monkeypatch.setattr(transferlab.executors.LocalExecutor, "run", refuse)
 
 
 @pytest.mark.parametrize("case", PREFLIGHT, ids=[c.__name__.removeprefix("case_") for c in PREFLIGHT])
@@ -475,30 +475,18 @@ def test_status_into_a_closed_pipe_ends_quietly(finished_run):
     assert proc.stderr == ""
 
 
-def test_python_dash_m_adapt_still_runs_the_cli():
+def test_python_dash_m_transferlab_runs_the_cli():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "adapt", "run", "--help"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "transferlab", "run", "--help"], capture_output=True, text=True,
                           env=env, timeout=120)
     assert proc.returncode == 0 and "--supersede" in proc.stdout
 
 
-def test_adapt_never_imports_the_cli_or_analysis():
-    """Data flows one way: the CLI sits above adapt and analysis; adapt imports neither."""
-    offenders = []
-    for path in (REPO / "adapt").rglob("*.py"):
-        if path.name in ("__main__.py", "cli.py"):  # the entry stubs that forward to transferlab.cli
-            continue
-        text = path.read_text()
-        if "import analysis" in text or "from analysis" in text or "transferlab.cli" in text:
-            offenders.append(path.name)
-    assert offenders == []
-
-
 def test_a_worker_whose_data_changed_after_planning_fails_the_cell_instead_of_recording(tmp_path, monkeypatch):
     """Pool workers load the data files themselves: arrays that are not the planned ones fail the cell."""
-    import adapt.executors as ex
-    from adapt.config import load_config
-    from adapt.plan import plan_matrix
+    import transferlab.executors as ex
+    from transferlab.config import load_config
+    from transferlab.plan import plan_matrix
 
     write_arrays(tmp_path)
     plan = plan_matrix(load_config(write_config(tmp_path)))

@@ -10,7 +10,7 @@ import sys
 import pytest
 import yaml
 
-import adapt.matrix
+import transferlab.executors
 from transferlab.cli import main
 
 SHIFT = {"kind": "shift", "n_samples": 40, "n_features": 4, "n_classes": 2,
@@ -106,7 +106,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a malformed config reached the executor")
 
-    monkeypatch.setattr(adapt.matrix.LocalExecutor, "run", refuse)
+    monkeypatch.setattr(transferlab.executors.LocalExecutor, "run", refuse)
 
 
 @pytest.mark.parametrize("text,needle", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
@@ -143,7 +143,7 @@ def test_config_path_is_a_folder(tmp_path, capsys):
 
 def _cli(*args, cwd):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-m", "adapt", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "transferlab", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=120)
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from adapt.cells import expand_cells
-from adapt.config import load_config, parse_config
-from adapt.matrix import plan_matrix
+from transferlab.plan import expand_cells
+from transferlab.config import load_config, parse_config
+from transferlab.plan import plan_matrix
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
 
 
 def test_there_are_example_configs():

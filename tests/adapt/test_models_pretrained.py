@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from adapt.cells import Cell
-from adapt.config import parse_config
+from transferlab.config import parse_config
 from adapt.domains import load_domains
 from adapt.errors import ConfigError, DataError
 from adapt.models import (EfficientNetLite0, build_model, efficientnet_lite0_weights, load_efficientnet_weights)

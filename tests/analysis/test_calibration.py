@@ -26,7 +26,7 @@ P(≥ 1 false ``negative``), null, 5 seeds          2.3 %    1.8 %
 −10 points in 10 of 50 cells, 3 seeds: found     99.2 %   41.5 %
 ============================================  =========  =======
 
-(``python tests/test_analysis_calibration.py`` prints this table; the tests below re-measure with fewer
+(``python tests/analysis/test_calibration.py`` prints this table; the tests below re-measure with fewer
 draws and assert the issue's bounds: ≤ 5 % false-flag tables, ≥ 60 % and ≥ 95 % found.)
 """
 

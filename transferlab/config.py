@@ -14,7 +14,7 @@ Example (the built-in demo, ``configs/demo.yaml``)::
 
 ``load_config(path)`` parses it with ``yaml.safe_load`` and validates every field; any problem raises
 :class:`~adapt.errors.ConfigError` whose one-line message names the file, the field and what was expected.
-Defaults live here (``DATA_DEFAULTS``, ``MODEL_DEFAULTS``, ``TRAIN_DEFAULTS``) and nowhere else.
+Defaults live in :mod:`adapt.defaults` (``DATA_DEFAULTS``, ``MODEL_DEFAULTS``, ``TRAIN_DEFAULTS``) and nowhere else.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, TransferlabError
+from adapt.cells import SOURCE_FREE_METHODS
+from adapt.defaults import DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS
+from adapt.errors import ConfigError, TransferlabError
 
 TOP_LEVEL_KEYS = ("name", "data", "domains", "pairs", "methods", "budgets", "seeds", "model", "train",
                   "budget_policy")
@@ -43,7 +45,6 @@ BUDGET_POLICIES = ("error", "cap")
 # then has classes it holds no sample of).
 CLASS_POLICIES = ("strict", "intersection", "union")
 
-DATA_DEFAULTS: dict[str, Any] = {"kind": "digits", "test_fraction": 0.3, "transductive": False}
 COMMON_DATA_KEYS = {"kind", "test_fraction", "transductive", "classes"}
 # The keys each family reads (anything else under ``data:`` is refused as not applying to that kind). A family
 # missing here (a new one) accepts every key of every family until it is added.
@@ -59,7 +60,6 @@ FAMILY_DATA_KEYS: dict[str, set[str]] = {
 DATA_KEYS = COMMON_DATA_KEYS.union(*FAMILY_DATA_KEYS.values())
 PREPROCESS_STEPS = ("l1", "zscore", "standardize")
 
-MODEL_DEFAULTS: dict[str, Any] = {"backbone": "mlp", "hidden": [128], "dropout": 0.0, "pretrained": True}
 MODEL_KEYS = {"backbone", "hidden", "dropout", "pretrained", "channels", "model_name", "max_length",
               "head_hidden", "weights", "image_size"}
 BACKBONES = ("mlp", "cnn", "resnet18", "resnet50", "efficientnet_lite0", "hf")
@@ -76,19 +76,6 @@ BACKBONE_MODEL_KEYS: dict[str, set[str]] = {
     "hf": {"model_name", "max_length", "pretrained", "head_hidden", "dropout"},
 }
 
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "steps": 300,
-    "batch_size": 64,
-    "lr": 1e-3,
-    "weight_decay": 5e-4,
-    "optimizer": "adam",
-    "eval_every": 50,
-    "selection": "last",
-    "lr_schedule": "constant",
-    "augment": False,
-    "amp": True,
-    "device": "auto",
-}
 # Every key here is read by the trainer or a method; a key read nowhere (e.g. ``patience``) is refused rather
 # than silently ignored. ``feature_cache`` is read by adapt.features via the trainer.
 # ``save_models`` is read by the executor (adapt.executors.compute_cell): it keeps each cell's final weights.
@@ -98,8 +85,6 @@ SELECTION_RULES = ("last", "im", "snd", "entropy")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 METHOD_NAMES = ("finetune", "dann", "coral", "coral-closed", "scratch", "target-only")
-# methods trained on target labels only: no cell at budget 0, one result per (target, seed, budget)
-SOURCE_FREE_METHODS = ("scratch", "target-only")
 
 
 @dataclass(frozen=True)
@@ -306,7 +291,7 @@ def _section(value, name: str, keys: set, defaults: dict, example: str, fail) ->
 
 def _parse_data(data, fail) -> dict:
     out = _section(data, "data", DATA_KEYS, DATA_DEFAULTS, "{kind: digits}", fail)
-    from .domains import FAMILIES
+    from adapt.domains import FAMILIES
 
     if out["kind"] not in FAMILIES:
         fail("data.kind", f"unknown family {out['kind']!r}; expected one of {sorted(FAMILIES)}")
@@ -393,7 +378,7 @@ def _parse_methods(methods, fail) -> list[MethodSpec]:
         if not isinstance(label, str) or not label:
             fail(f"methods[{i}].label", f"expected a non-empty string, got {label!r}")
         try:
-            from .methods import check_method_params
+            from adapt.methods import check_method_params
         except ImportError:  # the methods package is not built yet in this checkout
             checked = dict(params)
         else:
@@ -505,7 +490,7 @@ def _parse_train(train, fail) -> dict:
             fail("train.source_fraction", f"expected a number in [0, 1], got {out['source_fraction']!r}")
         out["source_fraction"] = sf
     if out.get("lr_schedule") is not None:
-        from .schedules import LR_SCHEDULES  # the trainer owns the schedule names: one list, read from there
+        from adapt.schedules import LR_SCHEDULES  # the trainer owns the schedule names: one list, read from there
 
         if out["lr_schedule"] not in LR_SCHEDULES:
             fail("train.lr_schedule", f"expected one of {list(LR_SCHEDULES)}, got {out['lr_schedule']!r}")

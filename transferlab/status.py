@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import TransferlabError
+from adapt.errors import TransferlabError
 from .store import STATUS_OK, RunStore
 
 

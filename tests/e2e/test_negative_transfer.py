@@ -17,8 +17,8 @@ from __future__ import annotations
 import pytest
 
 import analysis
-from adapt.config import parse_config
-from adapt.matrix import run_matrix
+from transferlab.config import parse_config
+from transferlab.matrix import run_matrix
 
 CONFIG = {
     "name": "nt-ground-truth",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import adapt.matrix
+import transferlab.matrix
 from conftest import write_tiny_config
 from transferlab.cli import main
 
@@ -40,7 +40,7 @@ def test_sigkill_mid_matrix_then_rerun_resumes(tmp_path):
     path = write_config(tmp_path, name="killme", methods=["finetune", "dann", "scratch"], seeds=2,
                         train={"steps": 60, "batch_size": 16, "eval_every": 30})
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "adapt", "run", str(path), "--out", str(out), "--workers", "2"]
+    cmd = [sys.executable, "-m", "transferlab", "run", str(path), "--out", str(out), "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     cells = out / "cells"
@@ -143,7 +143,7 @@ def test_keyboard_interrupt_exits_130_with_resume_note(tmp_path, monkeypatch, ca
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(adapt.matrix, "run_matrix", interrupted)
+    monkeypatch.setattr(transferlab.matrix, "run_matrix", interrupted)
     assert main(["run", str(write_config(tmp_path)), "--out", str(tmp_path / "o")]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "rerun the same command to resume" in err and "Traceback" not in err

@@ -25,8 +25,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from .cells import DOMAIN_LIST_DATA_KEYS, LOCATION_ONLY_DATA_KEYS, SPEED_ONLY_TRAIN_KEYS
-from .errors import DataError, TransferlabError
+from adapt.cells import DOMAIN_LIST_DATA_KEYS, LOCATION_ONLY_DATA_KEYS, SPEED_ONLY_TRAIN_KEYS
+from adapt.errors import DataError, TransferlabError
 
 MEANING_SECTIONS = ("data", "model", "train")
 # Keys that do not change what a cell means: speed settings, where the data lives, and which domains a family

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import Config
-from .errors import ConfigError, DataError
+from adapt.errors import ConfigError, DataError
 
 # Which data kinds each backbone reads; a backbone missing here (a new one) is not checked.
 BACKBONE_KINDS: dict[str, tuple[str, ...]] = {

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 import adapt.train
-from adapt.config import load_config
-from adapt.matrix import plan_matrix, run_matrix, run_status, status_rows
-from adapt.store import RunStore
+from transferlab.config import load_config
+from transferlab.matrix import run_matrix
+from transferlab.plan import plan_matrix
+from transferlab.status import run_status, status_rows
+from transferlab.store import RunStore
 from conftest import write_tiny_config
 
 write_config = write_tiny_config
@@ -192,7 +194,7 @@ def test_ray_executor_gives_the_same_records_as_local(tmp_path):
 
 
 def test_plan_matrix_expands_demo_config():
-    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.yaml")
     plan = plan_matrix(config)
     assert len(plan.names) >= 4 and len(plan.pairs) == len(plan.names) * (len(plan.names) - 1)
     methods = {c.method for c in plan.cells}
@@ -210,7 +212,7 @@ def _deadly_task(cell, device):
 
 
 def test_a_worker_that_dies_fails_only_its_own_cell(tmp_path):
-    from adapt.executors import LocalExecutor
+    from transferlab.executors import LocalExecutor
 
     config = load_config(write_config(tmp_path, methods=["finetune"], budgets=[0], seeds=3,
                                       pairs=[["a", "b"], ["b", "c"]]))

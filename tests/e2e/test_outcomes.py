@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from adapt.config import load_config
+from transferlab.config import load_config
 from adapt.domains.shift import make_shift_domain
-from adapt.matrix import run_matrix
+from transferlab.matrix import run_matrix
 from adapt.outcomes import decode_outcomes, encode_outcomes
 from analysis import load_outcomes, load_results
 from conftest import write_tiny_config

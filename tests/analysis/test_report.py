@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from adapt.config import parse_config
+from transferlab.config import parse_config
 from adapt.errors import TransferlabError
 from analysis.report import build_report
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import TransferlabError
+from adapt.errors import TransferlabError
 
 RUN_FILE = "run.json"
 CELLS_DIR = "cells"

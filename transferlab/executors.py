@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .cells import Cell
-from .errors import DataError
+from adapt.cells import Cell
+from adapt.errors import DataError
 from .store import STATUS_FAILED, STATUS_OK
 
 OnResult = Callable[[Cell, dict], None]
@@ -77,7 +77,7 @@ def compute_cell(cell: Cell, source, target, device: str | None = None) -> dict:
     An exception becomes a ``failed`` result whose ``reason`` is its type and message; so does a record
     without a finite ``accuracy``. (KeyboardInterrupt and other non-``Exception`` errors propagate.)
     """
-    from . import train  # looked up per call, so a test can monkeypatch train.run_cell
+    from adapt import train  # looked up per call, so a test can monkeypatch train.run_cell
 
     t0 = time.perf_counter()
     save = bool((cell.train or {}).get("save_models"))
@@ -124,7 +124,7 @@ def _init_worker(data_cfg: dict, base_dir: str, threads: int) -> None:
 
 def _worker_domains() -> dict:
     if _WORKER_STATE.get("domains") is None:
-        from .domains import load_domains
+        from adapt.domains import load_domains
 
         _WORKER_STATE["domains"] = load_domains(_WORKER_STATE["data_cfg"], _WORKER_STATE["base_dir"])
     return _WORKER_STATE["domains"]

@@ -7,8 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from adapt.config import parse_config
-from adapt.matrix import plan_distances, run_matrix
+from transferlab.config import parse_config
+from transferlab.matrix import run_matrix
+from transferlab.plan import plan_distances
 from transferlab.predict import EVALUATION_FILE, PREDICTIONS_FILE, SUMMARY_FILE, predict_matrix
 
 CONFIG = {

@@ -1,5 +1,5 @@
 """Run metadata: what ``run.json`` records — the config, its cells, the domains' fingerprints, versions, git
-commit, machine, every invocation, and the history of the folder's questions (:mod:`adapt.identity`)."""
+commit, machine, every invocation, and the history of the folder's questions (:mod:`transferlab.identity`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cells import Cell
+from adapt.cells import Cell
 from .config import Config
 from .executors import cpu_count
 from .store import to_jsonable

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from .cells import Cell
+from adapt.cells import Cell
 from .store import STATUS_OK
 
 
