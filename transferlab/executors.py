@@ -92,8 +92,8 @@ def compute_cell(cell: Cell, source, target, device: str | None = None) -> dict:
         return failed_result(exc, time.perf_counter() - t0, device)
     out = dict(out)
     if save and out.get("status", STATUS_OK) == STATUS_OK:
-        from .methods import METHODS
-        from .saved import saved_model_fields
+        from adapt.methods import METHODS
+        from adapt.saved import saved_model_fields
 
         out.update(saved_model_fields(model, target, METHODS[cell.method_name].exports_model))
     out.setdefault("wall_time", time.perf_counter() - t0)

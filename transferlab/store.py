@@ -197,7 +197,7 @@ class RunStore:
 
     def weights_path(self, key: str) -> Path:
         """``cells/<key>.pt``: the cell's final weights (``train.save_models``, :mod:`adapt.saved`)."""
-        from .saved import weights_name
+        from adapt.saved import weights_name
 
         return self.cells_dir / weights_name(key)
 
