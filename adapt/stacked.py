@@ -60,7 +60,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .cells import Cell
-from .config import MODEL_DEFAULTS, TRAIN_DEFAULTS
+from .defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
 from .convergence import phase_convergence, probe_step, summarize
 from .domains.base import stable_seed
 from .methods import METHODS

@@ -71,8 +71,8 @@ def kernels(D=64, H=128, K=10, B=178, M=15, S=200) -> dict:
 
 def group(method: str) -> tuple[float, float]:
     from adapt import stacked
-    from adapt.config import parse_config
-    from adapt.plan import plan_matrix
+    from transferlab.config import parse_config
+    from transferlab.plan import plan_matrix
     from adapt.train import run_cell
 
     raw = yaml.safe_load(open("configs/demo.yaml"))

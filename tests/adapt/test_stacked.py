@@ -17,8 +17,8 @@ METHOD_PARAMS = {"finetune": {}, "dann": {}, "coral": {}, "scratch": {}, "target
 
 
 def _domains() -> dict:
-    from adapt.config import parse_config
-    from adapt.plan import plan_matrix
+    from transferlab.config import parse_config
+    from transferlab.plan import plan_matrix
 
     raw = {"name": "t", "data": {"kind": "shift", "n_samples": 120, "n_features": 6, "n_classes": 3,
                                  "shifts": {"a": {}, "b": {"covariate": 0.5}, "c": {"label": 0.5}}},
