@@ -55,12 +55,16 @@ class Cell:
     source_fingerprint: str = ""     # content hashes of the loaded source / target arrays (identity)
     target_fingerprint: str = ""
     target_labels: int | None = None  # labelled target samples the budget gives (a fact, not identity)
+    # plugin code it runs: {"method": identity, "backbone": identity} (adapt.plugins); empty for built-ins
+    code: dict = field(default_factory=dict, hash=False, compare=False)
 
     def _identity(self, with_source: bool) -> dict:
         ident = asdict(self)
         ident["version"] = RECORD_VERSION
         ident.pop("method")  # a label is a name, not a setting: renaming must not rerun
         ident.pop("target_labels")  # follows from the data, seed and budget, which are all in the key
+        if not ident["code"]:  # built-ins only: keys stay what they were before plugins existed
+            ident.pop("code")
         ident["train"] = {k: v for k, v in ident["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}
         if self.target_fingerprint:  # content identifies the data; without fingerprints the location must
             ident["data"] = {k: v for k, v in ident["data"].items()

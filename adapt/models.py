@@ -696,8 +696,13 @@ def build_model(model_cfg: dict, kind: str, input_shape: Sequence[int], n_classe
         pretrained = cfg.get("pretrained", True) is not False
         backbone = HFEncoder(model_name, int(cfg.get("max_length", 128)), pretrained)
         info.update(pretrained=pretrained, weights=model_name if pretrained else None, model_name=model_name)
-    else:
-        raise ValueError(f"unknown model.backbone {name!r}")
+    else:  # a plugin backbone (adapt.plugins): an import path or a transferlab.backbones entry point
+        from .plugins import build_plugin_backbone
+
+        backbone, width = build_plugin_backbone(name, input_shape, cfg.get("options"))
+        if not isinstance(getattr(backbone, "out_features", None), int):
+            backbone.out_features = width
+        info["plugin"] = True
     head_hidden = list(cfg.get("head_hidden") or [])
     if head_hidden and name in ("resnet18", "resnet50", "efficientnet_lite0", "hf"):
         backbone = WithBottleneck(backbone, head_hidden, dropout)

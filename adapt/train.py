@@ -60,10 +60,10 @@ from .defaults import DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS
 from . import features
 from .convergence import phase_convergence, probe_step, summarize
 from .domains.base import Domain, stable_seed
-from .methods import METHODS
 from .methods.base import Method, Phase
 from .models import Classifier, as_float, build_model
 from .outcomes import encode_outcomes
+from .plugins import method_class, verify_code
 from .schedules import LR_SCHEDULES, lr_factor_fn  # noqa: F401 - LR_SCHEDULES re-exported
 from .validators import Selector
 
@@ -210,9 +210,8 @@ def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = No
 def prepare_cell(cell: Cell, source: Domain, target: Domain, device: str | None = None) -> tuple[CellRun, dict]:
     """The protocol guards, the cell's problem and its record's fields before training: ``(run, record)``.
     :func:`run_cell` fits ``run`` with its method's ``fit_cell``; :mod:`adapt.stacked` fits many at once."""
-    if cell.method_name not in METHODS:
-        raise ValueError(f"unknown method {cell.method_name!r}; expected one of {sorted(METHODS)}")
-    method_cls = METHODS[cell.method_name]
+    verify_code(cell.code)  # a plugin edited since the cell was planned must not record under its key
+    method_cls = method_class(cell.method_name, cell.code)
     params = method_cls.check_params(cell.method_params)
     tcfg = {**TRAIN_DEFAULTS, **(cell.train or {})}
     mcfg = {**copy.deepcopy(MODEL_DEFAULTS), **copy.deepcopy(cell.model or {})}

@@ -34,6 +34,8 @@ from adapt.errors import ConfigError, TransferlabError
 
 TOP_LEVEL_KEYS = ("name", "data", "domains", "pairs", "methods", "budgets", "seeds", "model", "train",
                   "budget_policy")
+# Written by Config.to_dict (run.json) and derived again on every load, so ignored when read back.
+DERIVED_KEYS = ("plugins",)
 
 # What happens when a budget asks for more labels per class than a target's training split holds:
 # "error" (default) refuses before training; "cap" uses what there is and records the real count
@@ -61,7 +63,7 @@ DATA_KEYS = COMMON_DATA_KEYS.union(*FAMILY_DATA_KEYS.values())
 PREPROCESS_STEPS = ("l1", "zscore", "standardize")
 
 MODEL_KEYS = {"backbone", "hidden", "dropout", "pretrained", "channels", "model_name", "max_length",
-              "head_hidden", "weights", "image_size"}
+              "head_hidden", "weights", "image_size", "options"}
 BACKBONES = ("mlp", "cnn", "resnet18", "resnet50", "efficientnet_lite0", "hf")
 # The model keys each backbone reads (adapt.models.build_model); another key under ``model:`` is refused as not
 # applying to that backbone (``hidden`` on a ResNet is ignored there: its head layers are ``head_hidden``). A
@@ -75,6 +77,8 @@ BACKBONE_MODEL_KEYS: dict[str, set[str]] = {
     "efficientnet_lite0": _PRETRAINED_KEYS,
     "hf": {"model_name", "max_length", "pretrained", "head_hidden", "dropout"},
 }
+# A plugin backbone (adapt.plugins: an import path or a transferlab.backbones entry point) reads ``options``.
+PLUGIN_MODEL_KEYS = {"options"}
 
 # Every key here is read by the trainer or a method; a key read nowhere (e.g. ``patience``) is refused rather
 # than silently ignored. ``feature_cache`` is read by adapt.features via the trainer.
@@ -94,6 +98,8 @@ class MethodSpec:
     name: str
     label: str
     params: dict = field(default_factory=dict, hash=False, compare=False)
+    # a plugin's code identity (adapt.plugins.code_identity), empty for a built-in
+    code: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass
@@ -111,25 +117,39 @@ class Config:
     train: dict
     budget_policy: str = "error"
     path: Path | None = None
+    backbone_code: dict = field(default_factory=dict)  # a plugin backbone's code identity, else empty
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent if self.path else Path(".")
 
+    def plugin_code(self, spec: MethodSpec) -> dict:
+        """The plugin code a cell of method ``spec`` runs (``{"method": ..., "backbone": ...}``; part of its key)."""
+        code = {"method": spec.code} if spec.code else {}
+        return {**code, "backbone": self.backbone_code} if self.backbone_code else code
+
     def to_dict(self) -> dict:
         """The resolved config, as plain data (what ``run.json`` records)."""
-        return {
+        out = {
             "name": self.name,
             "data": copy.deepcopy(self.data),
             "domains": self.domains,
             "pairs": self.pairs if isinstance(self.pairs, str) else [list(p) for p in self.pairs],
-            "methods": [{"name": m.name, "label": m.label, **m.params} for m in self.methods],
+            "methods": [{"name": m.name, "label": m.label, **({"class": m.code["path"]} if m.code.get("path")
+                                                                and not m.code.get("entry_point") else {}),
+                         **m.params} for m in self.methods],
             "budgets": list(self.budgets),
             "seeds": list(self.seeds),
             "model": copy.deepcopy(self.model),
             "train": copy.deepcopy(self.train),
             "budget_policy": self.budget_policy,
         }
+        plugins = {**({"backbone": self.backbone_code} if self.backbone_code else {}),
+                   **({"methods": {m.label: m.code for m in self.methods if m.code}}
+                      if any(m.code for m in self.methods) else {})}
+        if plugins:  # what identifies the plugins' code (adapt.identity compares it)
+            out["plugins"] = copy.deepcopy(plugins)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -191,7 +211,7 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
     if bad_key:
         fail(bad_key[0] or "config", f"key {bad_key[1]!r} is not a string; YAML reads a bare null, true, false "
                                      f"or number as one: quote it")
-    unknown = sorted(set(map(str, raw)) - set(TOP_LEVEL_KEYS))
+    unknown = sorted(set(map(str, raw)) - set(TOP_LEVEL_KEYS) - set(DERIVED_KEYS))
     if unknown:
         fail(unknown[0], f"unknown key; expected one of {list(TOP_LEVEL_KEYS)}")
 
@@ -210,10 +230,11 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
             fail("domains", f"lists a domain twice: {domains}")
 
     pairs = _parse_pairs(raw.get("pairs", "all"), fail)
-    methods = _parse_methods(raw.get("methods"), fail)
+    search = path.resolve().parent if path is not None else None  # plugin modules beside the config
+    methods = _parse_methods(raw.get("methods"), fail, search)
     budgets = _parse_budgets(raw.get("budgets", [0]), fail)
     seeds = _parse_seeds(raw.get("seeds", 3), fail)
-    model = _parse_model(raw.get("model"), fail)
+    model, backbone_code = _parse_model(raw.get("model"), fail, search)
     train = _parse_train(raw.get("train"), fail)
     budget_policy = raw.get("budget_policy", "error")
     if budget_policy not in BUDGET_POLICIES:
@@ -231,7 +252,7 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
         fail("methods", f"{source_free[0]!r} trains on target labels only and needs a budget > 0 in 'budgets'")
     return Config(name=name.strip(), data=data, domains=domains, pairs=pairs, methods=methods,
                   budgets=budgets, seeds=seeds, model=model, train=train, budget_policy=budget_policy,
-                  path=path)
+                  path=path, backbone_code=backbone_code)
 
 
 def _non_string_key(value, where: str) -> tuple[str, Any] | None:
@@ -356,7 +377,7 @@ def _parse_pairs(pairs, fail):
     return out
 
 
-def _parse_methods(methods, fail) -> list[MethodSpec]:
+def _parse_methods(methods, fail, search: Path | None = None) -> list[MethodSpec]:
     if methods is None:
         methods = ["finetune", "dann", "coral", "scratch"]
     if isinstance(methods, str):
@@ -368,15 +389,36 @@ def _parse_methods(methods, fail) -> list[MethodSpec]:
         if isinstance(m, str):
             name, params = m, {}
         elif isinstance(m, Mapping) and isinstance(m.get("name"), str):
-            params = {k: v for k, v in m.items() if k not in ("name", "label")}
+            params = {k: v for k, v in m.items() if k not in ("name", "label", "class")}
             name = m["name"]
         else:
             fail(f"methods[{i}]", f"expected a method name or {{name: ..., <params>}}, got {m!r}")
-        if name not in METHOD_NAMES:
-            fail(f"methods[{i}]", f"unknown method {name!r}; expected one of {list(METHOD_NAMES)}")
+        class_path = m.get("class") if isinstance(m, Mapping) else None
         label = m.get("label", name) if isinstance(m, Mapping) else name
         if not isinstance(label, str) or not label:
             fail(f"methods[{i}].label", f"expected a non-empty string, got {label!r}")
+        if name in METHOD_NAMES and class_path is not None:
+            fail(f"methods[{i}].class", f"{name!r} is a built-in method; give the plugin another name")
+        if class_path is not None and not isinstance(class_path, str):
+            fail(f"methods[{i}].class", f"expected 'module.path:ClassName', got {class_path!r}")
+        if name not in METHOD_NAMES:  # a plugin (adapt.plugins): its class path, or an installed entry point
+            from adapt.plugins import METHOD_GROUP, PluginError, entry_point_names, resolve_method
+
+            try:
+                cls, code = resolve_method(name, class_path, search)
+            except PluginError as err:
+                hint = "" if class_path else (f"; expected one of {list(METHOD_NAMES)}, an installed plugin "
+                                              f"({METHOD_GROUP}: {entry_point_names(METHOD_GROUP) or 'none'}) or "
+                                              f"{{name: {name}, class: 'module:Class'}}")
+                fail(f"methods[{i}]" + (".class" if class_path else ""), f"{err}{hint}")
+            if not class_path:
+                code = {**code, "entry_point": name}
+            try:
+                checked = cls.check_params(params)
+            except (ValueError, TypeError, KeyError) as err:
+                fail(f"methods[{i}]", f"{name}: {err}")
+            out.append(MethodSpec(name=name, label=label, params=checked, code=code))
+            continue
         try:
             from adapt.methods import check_method_params
         except ImportError:  # the methods package is not built yet in this checkout
@@ -424,11 +466,26 @@ def _parse_seeds(seeds, fail) -> list[int]:
     fail("seeds", f"expected a positive integer (number of seeds) or a list of seeds, got {seeds!r}")
 
 
-def _parse_model(model, fail) -> dict:
+def _parse_model(model, fail, search: Path | None = None) -> tuple[dict, dict]:
     out = _section(model, "model", MODEL_KEYS, MODEL_DEFAULTS, "{backbone: mlp, hidden: [128]}", fail)
-    if out["backbone"] not in BACKBONES:
-        fail("model.backbone", f"unknown backbone {out['backbone']!r}; expected one of {list(BACKBONES)}")
-    applies = BACKBONE_MODEL_KEYS.get(out["backbone"])
+    code: dict = {}
+    if not isinstance(out["backbone"], str):
+        fail("model.backbone", f"expected a backbone name, got {out['backbone']!r}")
+    if out["backbone"] not in BACKBONES:  # a plugin (adapt.plugins): an import path or an entry point
+        from adapt.plugins import BACKBONE_GROUP, PluginError, entry_point_names, resolve_backbone
+
+        try:
+            _, code = resolve_backbone(out["backbone"], search)
+        except PluginError as err:
+            fail("model.backbone", f"{err}; expected one of {list(BACKBONES)}, an installed plugin "
+                                   f"({BACKBONE_GROUP}: {entry_point_names(BACKBONE_GROUP) or 'none'}) or "
+                                   f"'module.path:make_net'")
+        options = out.get("options", {})
+        if not isinstance(options, Mapping):
+            fail("model.options", f"expected a mapping of keyword arguments for make_net, got {options!r}")
+    elif "options" in out:
+        fail("model.options", f"only a plugin backbone reads options; {out['backbone']!r} does not")
+    applies = BACKBONE_MODEL_KEYS.get(out["backbone"], PLUGIN_MODEL_KEYS if code else None)
     if applies is not None:
         # a default-valued key is what to_dict() writes back for every backbone (run.json round trips)
         foreign = sorted(k for k in set(map(str, model or {})) - applies - {"backbone"}
@@ -449,7 +506,7 @@ def _parse_model(model, fail) -> dict:
     size = out.get("image_size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 16):
         fail("model.image_size", f"expected an integer >= 16 (pixels; images are resized to it), got {size!r}")
-    return out
+    return out, code
 
 
 def _number(value, field_name: str, fail, positive: bool) -> float:

@@ -92,10 +92,10 @@ def compute_cell(cell: Cell, source, target, device: str | None = None) -> dict:
         return failed_result(exc, time.perf_counter() - t0, device)
     out = dict(out)
     if save and out.get("status", STATUS_OK) == STATUS_OK:
-        from adapt.methods import METHODS
+        from adapt.plugins import method_class
         from adapt.saved import saved_model_fields
 
-        out.update(saved_model_fields(model, target, METHODS[cell.method_name].exports_model))
+        out.update(saved_model_fields(model, target, method_class(cell.method_name, cell.code).exports_model))
     out.setdefault("wall_time", time.perf_counter() - t0)
     out.setdefault("status", STATUS_OK)
     out.setdefault("worker", _worker())

@@ -64,6 +64,13 @@ def question_differences(previous: Mapping, config: Mapping, fingerprints: Mappi
     for label in sorted(set(old_methods) & set(new_methods)):
         if old_methods[label] != new_methods[label]:
             diffs.append(f"methods[{label}] parameters")
+    # plugin code (adapt.plugins): an edited plugin file changes what its cells mean
+    old_code, new_code = old.get("plugins") or {}, config.get("plugins") or {}
+    if "backbone" in old_code and old_code.get("backbone") != new_code.get("backbone"):
+        diffs.append(f"plugin code of backbone {old_code['backbone'].get('path')!r} (its source changed)")
+    for label in sorted(set(old_code.get("methods") or {}) & set(new_methods)):
+        if old_code["methods"][label] != (new_code.get("methods") or {}).get(label):
+            diffs.append(f"plugin code of methods[{label}] (its source changed)")
     old_prints = previous.get("fingerprints")
     # A folder from before fingerprints: nothing to compare, and nothing to confuse either — its records' keys
     # (record version 1) never equal a cell's key now, so they are kept as other records, never reused.

@@ -64,13 +64,14 @@ def cell_record(cell: Cell, result: Mapping, shared_from: str | None = None) -> 
         "data": dict(cell.data),
         "data_fingerprints": {"source": cell.source_fingerprint or None, "target": cell.target_fingerprint or None},
         "target_labels": cell.target_labels,
+        **({"code": dict(cell.code)} if cell.code else {}),  # plugin code identity (adapt.plugins)
         "shared_from": shared_from,
         "finished_at": result.get("finished_at") or now(),
     }
 
 
 _IDENTITY = {"key", "compute_key", "source", "target", "method", "method_name", "seed", "budget",
-             "method_params", "model", "train", "data", "data_fingerprints", "target_labels", "shared_from",
+             "method_params", "model", "train", "data", "data_fingerprints", "target_labels", "code", "shared_from",
              "finished_at"}
 
 

@@ -81,5 +81,6 @@ def expand_cells(config: Config, pairs: list[tuple[str, str]], fingerprints: Map
                         train=dict(config.train), data=data_identity,
                         source_fingerprint=fingerprints.get(source, ""),
                         target_fingerprint=fingerprints.get(target, ""),
-                        target_labels=target_labels.get((target, seed, budget))))
+                        target_labels=target_labels.get((target, seed, budget)),
+                        code=config.plugin_code(spec)))
     return cells

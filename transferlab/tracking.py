@@ -116,7 +116,7 @@ def cell_params(record: Mapping) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in ("key", "source", "target", "method", "method_name", "seed", "budget"):
         _flat(record.get(name), name, out)
-    for section in ("method_params", "model", "train", "data", "data_fingerprints", "method_code"):
+    for section in ("method_params", "model", "train", "data", "data_fingerprints", "code"):
         if record.get(section):
             _flat(record[section], section, out)
     return out
