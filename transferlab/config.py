@@ -82,7 +82,7 @@ PLUGIN_MODEL_KEYS = {"options"}
 
 # Every key here is read by the trainer or a method; a key read nowhere (e.g. ``patience``) is refused rather
 # than silently ignored. ``feature_cache`` is read by adapt.features via the trainer.
-# ``save_models`` is read by the executor (adapt.executors.compute_cell): it keeps each cell's final weights.
+# ``save_models`` is read by the executor (transferlab.executors.compute_cell): it keeps each cell's final weights.
 TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "lr_schedule", "flip",
                                    "feature_cache", "save_models"}
 SELECTION_RULES = ("last", "im", "snd", "entropy")
@@ -147,7 +147,7 @@ class Config:
         plugins = {**({"backbone": self.backbone_code} if self.backbone_code else {}),
                    **({"methods": {m.label: m.code for m in self.methods if m.code}}
                       if any(m.code for m in self.methods) else {})}
-        if plugins:  # what identifies the plugins' code (adapt.identity compares it)
+        if plugins:  # what identifies the plugins' code (transferlab.identity compares it)
             out["plugins"] = copy.deepcopy(plugins)
         return out
 
