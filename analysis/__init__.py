@@ -4,7 +4,11 @@ Modules, one concern each:
 
 - :mod:`analysis.results` — :func:`load_results`, :func:`load_curves`, :func:`load_outcomes` (a run's
   ``cells/*.json``);
-- :mod:`analysis.negative` — :func:`negative_transfer`, :func:`da_harm`, :func:`budget_crossover`;
+- :mod:`analysis.stats` — generic statistics: moderated t and its variance prior, BH, exact McNemar, TOST,
+  group-sequential boundaries and repeated p-values, a mean's interval, Spearman's ρ;
+- :mod:`analysis.negative` — the verdict tables on them: :func:`negative_transfer`, :func:`da_harm`,
+  :func:`budget_zero`, :func:`budget_crossover`, the adaptive design's stopping rule :func:`more_seeds` and
+  :func:`verdict_counts`;
 - :mod:`analysis.distances` — proxy A-distance, MMD (+ permutation test, linear time), CORAL, W₂, OTDD;
 - :mod:`analysis.transferability` — LogME, LEEP, NCE, H-score;
 - :mod:`analysis.predictors` — which distance predicts gain or harm (Spearman ρ, AUROC).
@@ -31,17 +35,19 @@ from .distances import (
     wasserstein_distance,
 )
 from .negative import (
-    benjamini_hochberg,
     budget_crossover,
     budget_zero,
     da_harm,
+    more_seeds,
     negative_transfer,
     ok_rows,
-    paired_stats,
-    variance_prior,
+    seed_design,
+    seed_looks,
+    verdict_counts,
 )
 from .predictors import distance_gain_correlation, harm_auroc
 from .results import load_curves, load_outcomes, load_results
+from .stats import benjamini_hochberg, mcnemar_exact, paired_stats, sequential_p, tost, variance_prior
 from .transferability import h_score, leep, logme, nce
 
 __all__ = [
@@ -63,16 +69,23 @@ __all__ = [
     "load_outcomes",
     "load_results",
     "logme",
+    "mcnemar_exact",
     "median_bandwidth",
     "mmd2",
     "mmd2_linear",
     "mmd_permutation_test",
+    "more_seeds",
     "nce",
     "ok_rows",
     "negative_transfer",
     "otdd_distance",
     "paired_stats",
+    "seed_design",
+    "seed_looks",
+    "sequential_p",
+    "tost",
     "proxy_a_distance",
     "variance_prior",
+    "verdict_counts",
     "wasserstein_distance",
 ]

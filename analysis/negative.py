@@ -1,76 +1,100 @@
-r"""Negative transfer and DA harm over a transfer matrix: seed-paired, moderated, calibrated statistics.
+r"""Negative transfer and DA harm over a transfer matrix: seed-paired, moderated, sequential, calibrated verdicts.
 
 **What is tested.** Wang, Dai, Póczos & Carbonell ("Characterizing and Avoiding Negative Transfer", CVPR
 2019) define negative transfer as the source making the target error larger than learning without it:
 :math:`\mathrm{NTG} = \epsilon_\tau(A(S, \tau)) - \epsilon_\tau(A(\emptyset, \tau))`. We report the *gain*
 :math:`= -\mathrm{NTG}` in accuracy, ``accuracy(method) − accuracy(baseline)``, seed-paired at the same
-label budget. Two baselines answer two questions: ``scratch`` (random init, target labels only): "does transfer
-beat training from nothing?"; ``target-only`` (the transfer methods' initial weights, target labels only):
-"does the *source domain* help?" — Wang et al.'s gap proper. Every table says which one it used.
+label budget and the same target-phase steps. Two baselines answer two questions: ``scratch`` (random init,
+target labels only): "does transfer beat training from nothing?"; ``target-only`` (the transfer methods'
+initial weights, target labels only): "does the *source domain* help?" — Wang et al.'s gap proper. Every
+table says which one it used.
 
-**Model** (per family of rows, e.g. all budget > 0 rows of one call). Row :math:`g` (a ``(source, target,
-method, budget)`` cell) has :math:`n_g` seeds with paired differences :math:`d_{gs}`; we assume
-:math:`d_{gs} \sim N(\mu_g, \sigma_g^2)` independent over seeds, and, to share information across the
-matrix, the hierarchical prior :math:`1/\sigma_g^2 \sim \chi^2_{d_0} / (d_0 s_0^2)` (Smyth 2004, "Linear
-models and empirical Bayes methods for assessing differential expression in microarray experiments", Stat.
-Appl. Genet. Mol. Biol. 3:3 — limma's moderated t). With :math:`\bar d_g`, the sample variance
-:math:`s_g^2` on :math:`\nu_g = n_g - 1` degrees of freedom,
+**Verdicts.** Each ``(source, target, method, budget)`` row gets one flag:
+
+- ``negative`` — the gain is significantly below :math:`-m` (``min_effect``);
+- ``positive`` — significantly above :math:`+m`;
+- ``no-effect`` — significantly inside :math:`(-m, +m)`: an equivalence test (Schuirmann's TOST,
+  :func:`analysis.stats.tost`), transfer neither helps nor hurts by more than the margin;
+- ``inconclusive`` — tested, none of the three shown (more seeds may decide it: :func:`more_seeds`);
+- ``untested`` — not tested, with the reason in ``reason`` (an arm had not converged at the judged step
+  level; no baseline run on the row's seeds). Never ``negative`` or ``positive``.
+
+**Model** (per family of rows, e.g. all budget > 0 rows of one call). Row :math:`g` has :math:`n_g` seeds
+with paired differences :math:`d_{gs}`; :math:`d_{gs} \sim N(\mu_g, \sigma_g^2)` independent over seeds,
+and, to share information across the matrix, :math:`1/\sigma_g^2 \sim \chi^2_{d_0} / (d_0 s_0^2)` (Smyth
+2004, "Linear models and empirical Bayes methods for assessing differential expression in microarray
+experiments", Stat. Appl. Genet. Mol. Biol. 3:3 — limma's moderated t):
 
 .. math::
 
     \tilde s_g^2 = \frac{d_0 s_0^2 + \nu_g s_g^2}{d_0 + \nu_g}, \qquad
     \tilde t_g = \frac{\bar d_g}{\tilde s_g / \sqrt{n_g}} \sim t_{d_0 + \nu_g} \text{ under } \mu_g = 0 .
 
-:math:`(s_0^2, d_0)` are fitted by maximum likelihood of the scaled F law of the sample variances,
-:math:`s_g^2/s_0^2 \sim F(\nu_g, d_0)` (:func:`variance_prior`); a zero sample variance — whole-count
-accuracies tied on every seed — enters *censored* below the counts' resolution instead of as
-:math:`\log 0`. (Smyth's method of moments on :math:`\log s_g^2` is dragged to :math:`d_0 \to 0` by the
-near-zero variances that ties produce: on simulated 2-seed matrices it flagged zero-variance rows with
-:math:`p \approx 0` again.) Large :math:`d_0` means the rows' variances are as alike as sampling alone
-explains and every row borrows the pooled variance; small :math:`d_0` leaves each row near its own
-variance. Fewer than ``MIN_PRIOR_ROWS`` rows with a positive variance: no moderation (the plain t). A
-single seed (:math:`\nu_g = 0`) gets :math:`\tilde s_g = s_0` on :math:`d_0` df. Assumptions: normal
-differences, independent seeds, one variance prior per family (heterogeneous noise levels are absorbed by
-a smaller :math:`d_0`). The plain paired t (``test="t"``; ``scipy.stats.ttest_rel``) stays available.
+:math:`(s_0^2, d_0)`: maximum likelihood of the scaled F law of the sample variances
+(:func:`analysis.stats.variance_prior`; zero variances of tied whole counts enter censored below one test
+example). The prior is fitted on **every row with paired data** — untested rows included — so which rows
+happen to be untested never changes another row's p-value. The plain paired t (``test="t"``) stays
+available.
 
-**Minimum effect and direction.** A loss smaller than ``min_effect`` :math:`m` (default: one test
-example, :math:`1/n_\text{test}`, stated in points per row) is not called negative transfer: with
-whole-count accuracies one example is the resolution of the measurement. "Negative transfer" and
-"positive transfer" are two questions, each tested one-sided against the margin,
+**Margin and direction.** ``min_effect`` :math:`m` defaults to the practical margin
+:math:`\max(1\text{ pt}, 2\text{ test examples})` per row (``DEFAULT_MARGIN_POINTS``,
+``DEFAULT_MARGIN_EXAMPLES``): one test example is the resolution of a whole-count accuracy, and a margin of
+one example can never be shown to contain a difference (rows one example apart on every seed sit *on* it;
+on dslr one example is 2.1 pts); two examples is the smallest margin a whole-count difference can lie
+strictly inside, and below 1 pt no transfer-learning benchmark calls two methods different. The three
+one-sided questions, at each look,
 
-.. math:: p^- = F_t\big((\bar d_g + m)/\widetilde{se}\big) \;(H_0: \mu_g \ge -m), \qquad
-          p^+ = 1 - F_t\big((\bar d_g - m)/\widetilde{se}\big) \;(H_0: \mu_g \le m),
+.. math:: p^- = F_t\big((\bar d + m)/\widetilde{se}\big)\ (H_0{:}\ \mu \ge -m), \quad
+          p^+ = 1 - F_t\big((\bar d - m)/\widetilde{se}\big)\ (H_0{:}\ \mu \le m), \quad
+          p^{=} = \max\big(1 - p^-, 1 - p^+\big)\ (H_0{:}\ |\mu| \ge m),
 
-each with its own Benjamini–Hochberg family (the false-discovery rate among ``negative`` flags is at most
-:math:`\alpha`, and so is the rate among ``positive`` flags). ``p_value``/``q_value`` are those of the
-observed direction; ``p_two_sided`` :math:`= \min(1, 2\min(p^-, p^+))` (the usual two-sided p at
-:math:`m = 0`). *No harm* is claimed only by the lower half of Schuirmann's TOST: ``no_harm`` when the
-BH-adjusted :math:`1 - p^-` is below :math:`\alpha` (the gain is significantly above :math:`-m`).
+each get their own Benjamini–Hochberg family: the expected share of false ``negative`` flags among
+``negative`` flags is at most :math:`\alpha`, likewise for ``positive``; for ``no-effect`` the expected share
+of rows whose true :math:`|\mu| \ge m` among the ``no-effect`` rows is at most :math:`\alpha` (TOST p-values
+are valid for every :math:`\mu` outside the margin). ``p_value``/``q_value`` are those of the observed
+direction; ``p_two_sided`` :math:`= \min(1, 2\min(p^-, p^+))`. ``no_harm`` (kept): the BH-adjusted
+:math:`1 - p^-` below :math:`\alpha`.
+
+**Seeds: fixed or adaptive.** A *fixed* design (``seeds: 5``) tests each row once with the nominal
+p-values above. An *adaptive* design (``seeds: {min: 3, max: 10}``; :func:`load_results` puts the config's
+``seeds`` in ``frame.attrs["seeds"]``) adds seeds to undecided rows (:func:`more_seeds`, the stopping rule
+the runner calls) at the planned totals :func:`seed_looks` (3, 5, 8, 10). Looking again after each stage
+would inflate the false flags, so an adaptive frame is tested with a **group-sequential design with
+alpha spending** (Lan & DeMets 1983, O'Brien–Fleming-type spending; Jennison & Turnbull 2000): a row's p at
+each look it had (its first :math:`n_k` seeds in seed order; the prior refitted on the matrix as it was at
+that look) becomes a *repeated p-value* (:func:`analysis.stats.sequential_p`), the smallest overall level
+whose boundary has been crossed so far. Repeated p-values are super-uniform under the null whatever rule
+stops a row, and BH is monotone in its p-values, so BH on them keeps P(any false ``negative`` in a null
+matrix) :math:`\le \alpha` at whatever stage the procedure stops. Why this and not anytime-valid confidence
+sequences (Howard, Ramdas, McAuliffe & Sekhon 2021): those pay for infinitely many looks and
+sub-Gaussian tails; with 3–10 seeds and four planned looks the spending design keeps the last look's level
+near the fixed test's (O'Brien–Fleming spends almost nothing at 3 seeds), so the power lost to the looks is
+small — measured in ``tests/test_analysis_calibration.py``.
 
 **Degenerate rows** — zero variance across seeds or a single seed — never get :math:`p = 0`: under
-moderation :math:`\tilde s_g > 0`. When per-example outcomes are given (``outcomes=``,
-:func:`analysis.load_outcomes`) such a row must also pass an exact McNemar-type test on the test examples
-pooled over its seeds: of the examples the arms disagree on, :math:`b` favour the method and :math:`c`
-the baseline; with no difference :math:`b \sim \mathrm{Bin}(b + c, 1/2)` (one-sided exact binomial
-tests); the row's one-sided p is the larger of the two. With the plain t a degenerate row has no t-test:
-its p is the exact test's, or NaN with a ``note``.
+moderation :math:`\tilde s_g > 0`. With per-example outcomes (``outcomes=``, :func:`analysis.load_outcomes`)
+such a row must also pass an exact McNemar-type test on the test examples pooled over its seeds
+(:func:`analysis.stats.binom_one_sided`); its one-sided p is the larger of the two. With the plain t a
+degenerate row has no t-test: its p is the exact test's, or NaN with a ``note``.
 
-**What the data can show.** Per row ``mde``: the smallest loss detected with 80 % power at the row's
-(moderated) standard error and df, at the per-test level :math:`\alpha` (before FDR control),
-:math:`m + (t_{1-\alpha} + t_{0.8})\,\widetilde{se}`; for inconclusive rows ``seeds_needed``: the seed
-count at which the observed effect would reach that power (NaN when it is within the margin).
+**What the data can show.** ``mde``: the smallest loss detected with 80 % power at the row's (moderated)
+standard error and df at the per-test level :math:`\alpha`, :math:`m + (t_{1-\alpha} + t_{0.8})\,
+\widetilde{se}`; for inconclusive rows ``seeds_needed``: the seed count at which the observed effect would
+reach that power (NaN within the margin).
 
 **Calibration and power, measured** (``tests/analysis/test_calibration.py``: simulated matrices of 50
 cells, per-arm seed noise 1.7 points (log-normal spread 0.25 across cells), test sets of 90–600 examples
 so accuracies are whole counts, 10 % of cells with identical arms on every seed and 5 % one example apart
 on every seed): the figures are in that file's docstring.
 
-**Families and flags.** The family: the budget > 0 rows with their baseline on the same seeds and both
-arms converged. Budget 0 is not in it: at budget 0 no target-only baseline can train, so those rows go to
-:func:`budget_zero` (exact tests on pooled test counts, its own table and BH family). Outside the family:
-``no-baseline`` (no baseline run on any of the row's seeds — never compared with chance or anything else
-silently) and ``unconverged`` (a seed of either arm did not converge, per the records' ``converged``;
-``convergence_reason`` says which and why; never ``negative`` or ``positive``).
+**Step levels.** When the runner trained a row's arms longer (records' ``train.steps``: 2×, 4×, 8× the
+configured steps) the row is judged at the **largest** level its transfer arm has records for, paired with
+the baseline's records at that same level (``steps`` column). An arm with ``converged == False`` there makes
+the row ``untested`` (``reason`` names the arm, its seeds and why).
+
+**Families.** The budget > 0 rows of one call. Budget 0 is not in it: at budget 0 no target-only baseline
+can train, so those rows go to :func:`budget_zero` (exact tests on pooled test counts, its own table and BH
+family).
 
 **Which rows count** (one rule, :func:`ok_rows`, shared with :mod:`analysis.plots` and
 :mod:`analysis.report`): ``status == "ok"`` (any case; every row when the table has no ``status``) and a
@@ -81,21 +105,46 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from adapt.errors import TransferlabError
 
+from .stats import (
+    ZERO_VARIANCE,
+    benjamini_hochberg,
+    binom_one_sided,
+    mcnemar_exact,
+    moderated_variance,
+    paired_stats,
+    sequential_p,
+    t_cdf,
+    t_ppf,
+    variance_prior,
+)
+
+__all__ = ["benjamini_hochberg", "budget_crossover", "budget_zero", "da_harm", "decide", "mcnemar_exact",
+           "more_seeds", "negative_transfer", "ok_rows", "paired_stats", "seed_design", "seed_looks",
+           "variance_prior", "verdict_counts"]
+
 REQUIRED_COLUMNS = ("source", "target", "method", "seed", "budget", "accuracy", "status")
 CELL_KEYS = ["source", "target", "method", "budget"]
+MORE_SEEDS_COLUMNS = [*CELL_KEYS, "seeds"]
 BASELINES = ("scratch", "target-only")
 TESTS = ("moderated", "t")
-MIN_PRIOR_ROWS = 3
+FLAGS = ("negative", "positive", "no-effect", "inconclusive", "untested")
+DECIDED = ("negative", "positive", "no-effect")
+UNTESTED_KINDS = ("unconverged", "no-baseline")
 POWER = 0.8
 MAX_SEEDS = 1000
-ZERO_VARIANCE = 1e-12  # accuracy² (a standard deviation of 1e-4 points): equal up to float rounding
+DEFAULT_MARGIN_POINTS = 1.0
+DEFAULT_MARGIN_EXAMPLES = 2
+DEFAULT_SEEDS = {"min": 3, "max": 10}
+SPENDING = "obrien-fleming"
+STEPS_COLUMN = "train.steps"
 OK_STATUS = "ok"
 
 
@@ -115,210 +164,186 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# --------------------------------------------------------------------------------------------- statistics
-def paired_stats(diffs: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
-    """Plain (unmoderated) paired t statistics of one row's seed differences.
+# --------------------------------------------------------------------------------------------- seed design
+def seed_design(spec: Any) -> dict[str, int] | None:
+    """The seed design a config's ``seeds`` states: ``{"min": a, "max": b}`` (adaptive) or ``None`` (fixed).
 
-    ``n_seeds, gain, std, t, df, ci_low, ci_high, p_value`` from ``scipy.stats.ttest_1samp(d, 0)`` and its
-    ``confidence_interval``. One seed or zero variance: no t-test (``p_value``, ``t`` and the CI are NaN) —
-    a zero-variance row says nothing about the seed-to-seed noise, so a t-test would give ``p = 0``.
+    ``spec`` is what the config said (``run.json``'s ``config.seeds``, :func:`load_results`' ``attrs["seeds"]``):
+    an int or a list is a fixed design (``None``: every row tested once on the seeds it has); a mapping with
+    ``min`` and ``max`` (positive ints, ``min <= max``) is adaptive; a mapping ``{"design": "fixed", …}`` is
+    fixed too.
     """
-    from scipy import stats
-
-    d = np.asarray(diffs, dtype=np.float64)
-    n = len(d)
-    nan = float("nan")
-    out = {"n_seeds": n, "gain": float(d.mean()) if n else nan, "std": nan, "t": nan, "df": nan,
-           "ci_low": nan, "ci_high": nan, "p_value": nan}
-    if n < 2:
-        return out
-    std = float(d.std(ddof=1))
-    out.update(std=std, df=n - 1)
-    if std <= 1e-12 * max(1.0, abs(out["gain"])):
-        out["std"] = 0.0
-        return out
-    res = stats.ttest_1samp(d, 0.0)
-    ci = res.confidence_interval(confidence)
-    out.update(t=float(res.statistic), p_value=float(res.pvalue), ci_low=float(ci.low),
-               ci_high=float(ci.high))
-    return out
+    if spec is None or isinstance(spec, (int, list, tuple)) and not isinstance(spec, bool):
+        return None
+    if isinstance(spec, Mapping):
+        if str(spec.get("design", "adaptive")) == "fixed":
+            return None
+        lo, hi = spec.get("min"), spec.get("max")
+        ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in (lo, hi))
+        if ok and lo <= hi:
+            return {"min": int(lo), "max": int(hi)}
+    raise TransferlabError(f"seeds: expected an int, a list of seeds or {{min: a, max: b}} with 1 <= a <= b, "
+                           f"got {spec!r}")
 
 
-def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
-    r"""Benjamini–Hochberg adjusted p-values (q-values), the step-up FDR procedure (BH 1995).
+def seed_looks(min_seeds: int, max_seeds: int) -> list[int]:
+    """The planned seed totals of an adaptive design: ``min``, then ×1.5 (rounded up), capped at ``max``.
 
-    .. math:: q_{(i)} = \min_{j \ge i} \min\Big(1, \frac{m}{j}\, p_{(j)}\Big)
-
-    over the ``m`` finite p-values (``scipy.stats.false_discovery_control(p, method="bh")``); ``NaN``
-    entries stay ``NaN`` and do not count in ``m``.
+    ``seed_looks(3, 10) == [3, 5, 8, 10]``. Few looks keep the spending design's last level near the fixed
+    test's; growing by half keeps each stage's added information similar on the :math:`1/\\sqrt n` scale.
     """
-    from scipy.stats import false_discovery_control
-
-    p = np.asarray(p_values, dtype=np.float64)
-    q = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        q[ok] = false_discovery_control(np.clip(p[ok], 0.0, 1.0), method="bh")
-    return q
+    looks = [int(min_seeds)]
+    while looks[-1] < max_seeds:
+        looks.append(min(int(max_seeds), max(looks[-1] + 1, math.ceil(1.5 * looks[-1]))))
+    return looks
 
 
-def variance_prior(variances, dfs, resolution=None) -> tuple[float, float]:
-    r"""Maximum-likelihood fit of the scaled inverse-:math:`\chi^2` variance prior ``(s0², d0)``.
-
-    Under Smyth's (2004) model the sample variances follow a scaled F distribution,
-    :math:`s_g^2 / s_0^2 \sim F(\nu_g, d_0)`; its log-likelihood is maximised over :math:`(\log s_0^2,
-    \log d_0)` (L-BFGS-B, :math:`d_0 \in [0.2, 10^4]`; the upper end is the no-spread limit, every row
-    at :math:`s_0^2`). A zero sample variance of whole-count accuracies only says the variance is below
-    what the counts can resolve, so it enters *censored*: :math:`P(F < r_g^2 / (n_g s_0^2))` with
-    ``resolution`` :math:`r_g` (one test example, :math:`1/n_\text{test}`; :math:`r^2/n` is the smallest
-    non-zero variance of :math:`n` differences on that grid). Smyth's own method-of-moments estimate works
-    on :math:`\log s_g^2` and is pulled to :math:`d_0 \to 0, s_0 \to 0` by the near-zero variances ties
-    produce (seen on simulated 3-seed matrices); the likelihood is not. Zero variances without a resolution
-    are left out. Returns ``(nan, 0.0)`` (no moderation) with fewer than ``MIN_PRIOR_ROWS`` positive
-    variances.
-    """
-    from scipy import optimize
-    from scipy.special import betainc, betaln
-
-    s2 = np.asarray(variances, dtype=np.float64)
-    nu = np.asarray(dfs, dtype=np.float64)
-    res = (np.full(s2.shape, np.nan) if resolution is None
-           else np.broadcast_to(np.asarray(resolution, dtype=np.float64), s2.shape))
-    valid = np.isfinite(nu) & (nu > 0) & np.isfinite(s2)
-    obs = valid & (s2 > 0)
-    cens = valid & (s2 == 0) & np.isfinite(res) & (res > 0)
-    if obs.sum() < MIN_PRIOR_ROWS:
-        return float("nan"), 0.0
-    x, a = s2[obs], nu[obs]
-    limit, a_c = (res[cens] ** 2) / (nu[cens] + 1), nu[cens]
-
-    def nll(theta):
-        log_s0sq, log_d0 = theta
-        b = math.exp(log_d0)
-        z = x / math.exp(log_s0sq)  # ~ F(a, b): log density written out (scipy.stats.f.logpdf, faster)
-        ll = (0.5 * a * np.log(a) + 0.5 * b * math.log(b) + (0.5 * a - 1) * np.log(z)
-              - 0.5 * (a + b) * np.log(b + a * z) - betaln(0.5 * a, 0.5 * b)).sum() - len(x) * log_s0sq
-        if len(a_c):
-            zc = limit / math.exp(log_s0sq)
-            ll += np.log(np.maximum(betainc(0.5 * a_c, 0.5 * b, a_c * zc / (a_c * zc + b)), 1e-300)).sum()
-        return -ll if np.isfinite(ll) else 1e300
-
-    start = np.array([math.log(float(np.median(x))), math.log(10.0)])
-    bounds = [(start[0] - 20, start[0] + 20), (math.log(0.2), math.log(1e4))]
-    fit = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds)
-    return math.exp(float(fit.x[0])), math.exp(float(fit.x[1]))
-
-
-def _t_cdf(x, df):
-    """Student-t CDF, the normal one at ``df = inf`` (``scipy.special.stdtr``, vectorised)."""
-    from scipy.special import stdtr
-
-    return stdtr(np.asarray(df, dtype=float), np.asarray(x, dtype=float))
-
-
-def _t_ppf(q, df):
-    from scipy.special import stdtrit
-
-    return stdtrit(np.asarray(df, dtype=float), q)
-
-
+# --------------------------------------------------------------------------------------------- decisions
 def _seeds_needed(effect: float, s: float, d0: float, alpha: float) -> float:
     """Smallest seed count ``n`` with ``effect ≥ (t_{1-α} + t_power)·s/√n`` on ``d0 + n − 1`` df."""
     if not (np.isfinite(effect) and effect > 0 and np.isfinite(s) and s > 0):
         return float("nan")
     n = np.arange(2, MAX_SEEDS + 1, dtype=float)
     df = d0 + n - 1
-    enough = effect >= (_t_ppf(1 - alpha, df) + _t_ppf(POWER, df)) * s / np.sqrt(n)
+    enough = effect >= (t_ppf(1 - alpha, df) + t_ppf(POWER, df)) * s / np.sqrt(n)
     return float(n[np.argmax(enough)]) if enough.any() else math.inf
 
 
-def _binom_side(b: int, c: int, side: str) -> float:
-    """One-sided exact McNemar: ``loss`` — the baseline wins more discordant examples than chance says."""
-    from scipy.stats import binomtest
-
-    if b + c == 0:
-        return 1.0
-    side = "less" if side == "loss" else "greater"
-    return float(binomtest(int(b), int(b + c), 0.5, alternative=side).pvalue)
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: ``b`` examples only the method gets right, ``c`` only the baseline."""
-    from scipy.stats import binomtest
-
-    b, c = int(b), int(c)
-    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+def _row_moments(diffs: np.ndarray, n_keep: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(n, mean, var)`` per row over its first ``n_keep`` seeds (all when None); var NaN below 2 seeds."""
+    d = diffs if n_keep is None else diffs[:, :n_keep]
+    n = np.isfinite(d).sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.nansum(d, 1)
+        mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+        dev = np.where(np.isfinite(d), d - mean[:, None], 0.0)
+        var = np.where(n > 1, (dev ** 2).sum(1) / np.maximum(n - 1, 1), np.nan)
+    var = np.where(var < ZERO_VARIANCE, 0.0, var)
+    return n, mean, var
 
 
-def family_test(gain, var, n_seeds, min_effect, *, alpha: float = 0.05, test: str = "moderated",
-                confidence: float = 0.95, p_exact=None, resolution=None) -> dict[str, np.ndarray]:
-    """The tests of one FDR family of rows, on arrays (the module docstring gives the model).
+def _nominal(n, mean, var, margin, resolution, fit, test: str) -> dict[str, Any]:
+    """One look's one-sided p-values against the margin, with the prior fitted on the ``fit`` rows."""
+    nu = n - 1.0
+    if test == "moderated":
+        s0sq, d0 = variance_prior(var[fit], nu[fit], None if resolution is None else resolution[fit])
+    else:
+        s0sq, d0 = float("nan"), 0.0
+    s2, df = moderated_variance(var, nu, s0sq, d0)
+    if not (np.isfinite(s0sq) and d0 > 0):
+        d0 = 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(s2 / n)
+        p_loss = t_cdf((mean + margin) / se, df)
+        p_gain = 1.0 - t_cdf((mean - margin) / se, df)
+    return {"p_loss": p_loss, "p_gain": p_gain, "s2": s2, "df": df, "se": se,
+            "prior_sd": math.sqrt(s0sq) if np.isfinite(s0sq) else float("nan"), "prior_df": d0}
+
+
+def decide(diffs, min_effect, *, resolution=None, tested=None, alpha: float = 0.05, test: str = "moderated",
+           confidence: float = 0.95, looks: Sequence[int] | None = None, max_seeds: int | None = None,
+           spending: str = SPENDING, p_exact=None) -> dict[str, Any]:
+    r"""The verdicts of one family of rows, on arrays (the module docstring gives the model).
 
     Parameters
     ----------
-    gain, var, n_seeds, min_effect : array-like, one entry per row
-        Mean paired difference, its sample variance (``ddof=1``; NaN for one seed), seed count, margin.
-    alpha, test, confidence
-        As in :func:`negative_transfer`.
+    diffs : array ``(rows, seeds)``
+        Paired differences in seed order, NaN after a row's last seed (a row with no paired seed: all NaN).
+    min_effect : array-like, one per row (or a scalar)
+        The margin :math:`m` (a fraction of accuracy).
     resolution : array-like, optional
-        One test example per row (``1 / n_test``): zero variances enter the prior as censored below it.
-    p_exact : pair of array-likes, optional
-        ``(p_loss, p_gain)``: exact one-sided per-example p-values of degenerate rows (NaN elsewhere); such a
-        row's one-sided p is the larger of the exact one and the t-test's (the exact one alone when there
-        is no t-test).
+        One test example per row (``1 / n_test``): zero variances enter the prior censored below it.
+    tested : bool array, optional
+        The rows that get a verdict (default: every row with data). The prior is fitted on every row with
+        data either way; BH counts only the tested rows.
+    looks, max_seeds
+        An adaptive design's planned seed totals and maximum (:func:`seed_looks`): p-values become repeated
+        p-values over the looks each row had. ``None``: the fixed test.
+    p_exact : pair of arrays, optional
+        ``(p_loss, p_gain)`` exact one-sided p of degenerate rows at the current look (NaN elsewhere).
 
     Returns
     -------
-    dict of numpy arrays
-        ``p_loss, p_gain`` (one-sided, against the margin), ``q_loss, q_gain`` (BH within each direction),
-        ``p, q`` (those of the observed direction), ``p_two_sided``, ``direction`` (−1 loss, +1 gain),
-        ``loss, gain`` (flags: q < alpha), ``ci_low, ci_high, t, df, s`` (moderated standard deviation),
-        ``mde, p_no_harm, q_no_harm, degenerate``, and the scalars ``prior_sd, prior_df`` (``d0``; 0 when not
+    dict
+        Arrays per row: ``flag`` (``negative, positive, no-effect, inconclusive``; ``""`` for untested rows),
+        ``n, gain, var, s, df, se, t, ci_low, ci_high, mde, degenerate``, the (repeated) ``p_loss, p_gain,
+        p_equivalence, p_no_harm``, their BH ``q_*``, ``p, q`` of the observed direction, ``p_two_sided``,
+        ``direction``; scalars ``prior_sd, prior_df`` (the current look's prior; ``prior_df`` 0 when not
         moderated).
     """
     if test not in TESTS:
         raise TransferlabError(f"test must be one of {list(TESTS)}, got {test!r}")
-    gain = np.asarray(gain, dtype=float)
-    var = np.asarray(var, dtype=float)
-    var = np.where(var < ZERO_VARIANCE, 0.0, var)  # equal differences up to float rounding
-    n = np.asarray(n_seeds, dtype=float)
-    m = np.broadcast_to(np.asarray(min_effect, dtype=float), gain.shape)
-    nu = n - 1
-    s0sq, d0 = variance_prior(var, nu, resolution) if test == "moderated" else (float("nan"), 0.0)
+    d = np.atleast_2d(np.asarray(diffs, dtype=float))
+    rows = d.shape[0]
+    n, mean, var = _row_moments(d)
+    m = np.broadcast_to(np.asarray(min_effect, dtype=float), (rows,)).copy()
+    res = None if resolution is None else np.broadcast_to(np.asarray(resolution, dtype=float), (rows,))
+    has_data = n > 0
+    tested = has_data if tested is None else (np.asarray(tested, dtype=bool) & has_data)
+    now = _nominal(n, mean, var, m, res, has_data, test)
     degenerate = (n < 2) | ~(var > 0)
-    if np.isfinite(s0sq) and d0 > 0:
-        nu_pos = np.where(nu > 0, nu, 0.0)
-        v = np.where((nu > 0) & np.isfinite(var), var, 0.0)
-        s2 = (d0 * s0sq + nu_pos * v) / (d0 + nu_pos)
-        df = d0 + nu_pos
-    else:  # plain paired t: no t-test for one seed or zero variance
-        d0 = 0.0
-        s2 = np.where(degenerate, np.nan, var)
-        df = np.where(nu > 0, nu, np.nan)
-    se = np.sqrt(s2 / n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_loss = _t_cdf((gain + m) / se, df)
-        p_gain = 1.0 - _t_cdf((gain - m) / se, df)
-        half = _t_ppf(0.5 + confidence / 2, df) * se
-        mde = m + (_t_ppf(1 - alpha, df) + _t_ppf(POWER, df)) * se
-        tstat = gain / se
-    p_no_harm = 1.0 - p_loss
+    p_loss, p_gain = now["p_loss"].copy(), now["p_gain"].copy()
     if p_exact is not None:
         for p_t, p_x in zip((p_loss, p_gain), p_exact):
-            p_x = np.asarray(p_x, dtype=float)
+            p_x = np.broadcast_to(np.asarray(p_x, dtype=float), (rows,))
             use = degenerate & np.isfinite(p_x)
             p_t[:] = np.where(use, np.where(np.isfinite(p_t), np.maximum(p_t, p_x), p_x), p_t)
-    q_loss, q_gain = benjamini_hochberg(p_loss), benjamini_hochberg(p_gain)
+    with np.errstate(invalid="ignore"):
+        p_eq = np.maximum(1.0 - p_loss, 1.0 - p_gain)  # TOST: H0 |mu| >= m (analysis.stats.tost)
+    p_no_harm = 1.0 - p_loss
+    if looks is not None:
+        p_loss, p_gain, p_eq, p_no_harm = _sequential(d, n, m, res, has_data, test, looks, max_seeds, spending,
+                                                      (p_loss, p_gain, p_eq, p_no_harm))
+    masked = [np.where(tested, p, np.nan) for p in (p_loss, p_gain, p_eq, p_no_harm)]
+    q_loss, q_gain, q_eq, q_no_harm = (benjamini_hochberg(p) for p in masked)
+    neg = np.nan_to_num(q_loss, nan=1.0) < alpha
+    pos = ~neg & (np.nan_to_num(q_gain, nan=1.0) < alpha)
+    same = ~neg & ~pos & (np.nan_to_num(q_eq, nan=1.0) < alpha)
+    flag = np.where(neg, "negative", np.where(pos, "positive", np.where(same, "no-effect", "inconclusive")))
+    flag = np.where(tested, flag, "").astype(object)
     direction = np.where(np.nan_to_num(p_loss, nan=1.0) <= np.nan_to_num(p_gain, nan=1.0), -1.0, 1.0)
-    loss = np.nan_to_num(q_loss, nan=1.0) < alpha
-    won = np.nan_to_num(q_gain, nan=1.0) < alpha
-    return {"p_loss": p_loss, "p_gain": p_gain, "q_loss": q_loss, "q_gain": q_gain,
-            "p": np.where(direction < 0, p_loss, p_gain), "q": np.where(direction < 0, q_loss, q_gain),
-            "p_two_sided": np.minimum(1.0, 2.0 * np.minimum(p_loss, p_gain)), "direction": direction,
-            "loss": loss, "gain": won & ~loss, "ci_low": gain - half, "ci_high": gain + half, "t": tstat,
-            "df": df, "s": np.sqrt(s2), "mde": mde, "p_no_harm": p_no_harm,
-            "q_no_harm": benjamini_hochberg(p_no_harm), "degenerate": degenerate,
-            "prior_sd": math.sqrt(s0sq) if np.isfinite(s0sq) else float("nan"), "prior_df": d0}
+    se, df = now["se"], now["df"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = t_ppf(0.5 + confidence / 2, df) * se
+        mde = m + (t_ppf(1 - alpha, df) + t_ppf(POWER, df)) * se
+        tstat = mean / se
+    return {"flag": flag, "n": n, "gain": mean, "var": var, "s": np.sqrt(now["s2"]), "df": df, "se": se,
+            "t": tstat, "ci_low": mean - half, "ci_high": mean + half, "mde": mde, "degenerate": degenerate,
+            "tested": tested, "p_loss": masked[0], "p_gain": masked[1], "p_equivalence": masked[2],
+            "p_no_harm": masked[3], "q_loss": q_loss, "q_gain": q_gain, "q_equivalence": q_eq,
+            "q_no_harm": q_no_harm, "p": np.where(direction < 0, masked[0], masked[1]),
+            "q": np.where(direction < 0, q_loss, q_gain),
+            "p_two_sided": np.minimum(1.0, 2.0 * np.minimum(masked[0], masked[1])), "direction": direction,
+            "negative": neg & tested, "positive": pos & tested, "no_effect": same & tested,
+            "prior_sd": now["prior_sd"], "prior_df": now["prior_df"]}
+
+
+def _sequential(d, n, m, res, has_data, test, looks, max_seeds, spending, current):
+    """Repeated p-values over the planned looks each row had (the current one last, with ``current``'s p)."""
+    looks = sorted(int(k) for k in looks)
+    top = max(int(max_seeds or looks[-1]), int(n.max()) if len(n) else 1)
+    earlier = [k for k in looks if k < (n.max() if len(n) else 0)]
+    # nominal p of each earlier look, for the rows that went past it (the prior as the matrix was then)
+    per_look = []
+    for k in earlier:
+        nk, mk, vk = _row_moments(d, k)
+        r = _nominal(nk, mk, vk, m, res, has_data & (nk > 0), test)
+        with np.errstate(invalid="ignore"):
+            p_eq = np.maximum(1.0 - r["p_loss"], 1.0 - r["p_gain"])
+        per_look.append((k, (r["p_loss"], r["p_gain"], p_eq, 1.0 - r["p_loss"])))
+    out = [np.full(len(n), np.nan) for _ in current]
+    histories: dict[tuple[float, ...], list[int]] = {}
+    for i in np.flatnonzero(has_data):
+        own = tuple(k for k, _ in per_look if k < n[i]) + (int(n[i]),)
+        histories.setdefault(own, []).append(i)
+    index = {k: j for j, (k, _) in enumerate(per_look)}
+    for own, members in histories.items():
+        idx = np.array(members)
+        fractions = tuple(k / top for k in own)
+        for s in range(len(current)):
+            stack = [per_look[index[k]][1][s][idx] for k in own[:-1]] + [current[s][idx]]
+            out[s][idx] = sequential_p(np.vstack(stack), fractions, spending)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -344,6 +369,20 @@ def _converged(rows: pd.DataFrame) -> pd.Series:
         return str(v).strip().lower() in ("false", "0", "0.0", "no")
 
     return ~rows["converged"].map(said_no).astype(bool)
+
+
+def _steps(rows: pd.DataFrame) -> pd.Series:
+    """Target-phase steps of each record (``train.steps``); -1 where a record does not say."""
+    if STEPS_COLUMN not in rows.columns:
+        return pd.Series(-1.0, index=rows.index)
+    return pd.to_numeric(rows[STEPS_COLUMN], errors="coerce").fillna(-1.0)
+
+
+def _judged_level(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The records of each ``keys`` group at the largest ``train.steps`` level the group has."""
+    rows = rows.assign(_steps=_steps(rows))
+    top = rows.groupby(keys, dropna=False, sort=False)["_steps"].transform("max")
+    return rows[rows["_steps"] == top]
 
 
 def _per_seed(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -406,79 +445,108 @@ def _reasons(values) -> str:
     return "; ".join(sorted({str(v) for v in values if isinstance(v, str) and v}))
 
 
+def _seed_order(seeds: pd.Series) -> pd.Series:
+    numeric = pd.to_numeric(seeds, errors="coerce")
+    return numeric if numeric.notna().all() else seeds.astype(str).rank(method="dense")
+
+
+def _diff_matrix(paired: pd.DataFrame, table: pd.DataFrame) -> np.ndarray:
+    """Paired differences ``(rows of table, seeds)`` in seed order, NaN-padded."""
+    if paired.empty:
+        return np.full((len(table), 1), np.nan)
+    keyed = table[CELL_KEYS].reset_index(drop=True).reset_index().rename(columns={"index": "_row"})
+    p = paired.merge(keyed, on=CELL_KEYS, how="inner").assign(_order=lambda x: _seed_order(x["seed"]))
+    p = p.sort_values(["_row", "_order"], kind="mergesort")
+    pos = p.groupby("_row").cumcount().to_numpy()
+    out = np.full((len(table), max(1, int(pos.max()) + 1 if len(pos) else 1)), np.nan)
+    out[p["_row"].to_numpy(), pos] = p["diff"].to_numpy(float)
+    return out
+
+
 def _paired_table(treated: pd.DataFrame, reference: pd.DataFrame, join: list[str], reference_name: str,
                   *, alpha: float, confidence: float, test: str, min_effect, outcomes, families,
-                  low: str, high: str) -> pd.DataFrame:
+                  low: str, high: str, seeds=None) -> pd.DataFrame:
     """One row of statistics per ``CELL_KEYS`` group of ``treated`` (see the module docstring)."""
     if test not in TESTS:
         raise TransferlabError(f"test must be one of {list(TESTS)}, got {test!r}")
+    design = seed_design(seeds)
+    treated = _judged_level(treated, CELL_KEYS)
+    reference = reference.assign(_steps=_steps(reference))
+    join = [*join, "_steps"]
     ref = _per_seed(reference, [k for k in join if k != "seed"]).rename(
         columns={"accuracy": "ref", "converged": "ref_converged", "reason": "ref_reason"})
-    mine = _per_seed(treated, CELL_KEYS)
+    mine = _per_seed(treated, [*CELL_KEYS, "_steps"])
     merged = mine.merge(ref[join + ["ref", "ref_converged", "ref_reason"]], on=join, how="left")
     merged["diff"] = merged["accuracy"] - merged["ref"]
     paired = merged[np.isfinite(merged["ref"])]
 
     base = mine.groupby(CELL_KEYS, dropna=False, sort=True).agg(
-        mean_accuracy=("accuracy", "mean"), n_test=("n_test", "mean")).reset_index()
+        mean_accuracy=("accuracy", "mean"), n_test=("n_test", "mean"), steps=("_steps", "max")).reset_index()
     stats_ = paired.groupby(CELL_KEYS, dropna=False, sort=True).agg(
-        n_seeds=("diff", "count"), gain=("diff", "mean"), var=("diff", "var"),
-        mean_reference=("ref", "mean"), paired_accuracy=("accuracy", "mean"),
+        n_seeds=("diff", "count"), mean_reference=("ref", "mean"), paired_accuracy=("accuracy", "mean"),
         converged=("converged", "all"), ref_converged=("ref_converged", "all")).reset_index()
     t = base.merge(stats_, on=CELL_KEYS, how="left")
+    t["steps"] = t["steps"].where(t["steps"] >= 0, np.nan)
     t["n_seeds"] = t["n_seeds"].fillna(0).astype(int)
-    t["var"] = t["var"].where(t["n_seeds"] > 1, np.nan)
-    t["var"] = t["var"].where(~(t["var"] < ZERO_VARIANCE), 0.0)
-    t["std"] = np.sqrt(t["var"])
     t["mean_accuracy"] = t["paired_accuracy"].where(t["n_seeds"] > 0, t["mean_accuracy"])
     t["min_effect"] = _min_effect(t, min_effect)
     t["baseline"] = reference_name
     t["family"] = families(t)
+    diffs = _diff_matrix(paired, t)
 
     t["flag"] = "inconclusive"
+    t["untested"] = ""
+    t["reason"] = ""
     t["note"] = ""
     t["convergence_reason"] = None
     no_base = t["n_seeds"] == 0
-    t.loc[no_base, "flag"] = "no-baseline"
+    t.loc[no_base, ["flag", "untested"]] = ["untested", "no-baseline"]
+    t.loc[no_base, "reason"] = f"no baseline: no `{reference_name}` run on the same seeds and steps"
     t.loc[no_base, "note"] = f"no `{reference_name}` run on the same seeds"
     conv = t["converged"].fillna(True).astype(bool)
     ref_conv = t["ref_converged"].fillna(True).astype(bool)
     unconv = ~no_base & ~(conv & ref_conv)
     if unconv.any():  # say which arm, on how many seeds, and why (the first seed's reason)
         for i in np.flatnonzero(unconv.to_numpy()):
-            seeds = paired
+            seeds_ = paired
             for k in CELL_KEYS:
-                seeds = seeds[seeds[k] == t[k].iloc[i]]
+                seeds_ = seeds_[seeds_[k] == t[k].iloc[i]]
             parts = []
             for arm, flag_col, why_col in ((t["method"].iloc[i], "converged", "reason"),
                                            (reference_name, "ref_converged", "ref_reason")):
-                bad = seeds[~seeds[flag_col].astype(bool)]
+                bad = seeds_[~seeds_[flag_col].astype(bool)]
                 if len(bad):
                     first = next((r for r in bad[why_col] if isinstance(r, str) and r), "not converged")
-                    parts.append(f"{arm}: {len(bad)} of {len(seeds)} seeds, e.g. seed {bad['seed'].iloc[0]}: "
+                    parts.append(f"{arm}: {len(bad)} of {len(seeds_)} seeds, e.g. seed {bad['seed'].iloc[0]}: "
                                  f"{first.split('; ')[0]}")
-            t.loc[t.index[i], "convergence_reason"] = "; ".join(parts)
-        t.loc[unconv.to_numpy(), "flag"] = "unconverged"
+            why = "; ".join(parts)
+            steps = t["steps"].iloc[i]
+            at = f" at {int(steps)} steps" if np.isfinite(steps) else ""
+            t.loc[t.index[i], ["convergence_reason", "reason"]] = [why, f"unconverged{at}: {why}"]
+        t.loc[unconv.to_numpy(), ["flag", "untested"]] = ["untested", "unconverged"]
 
-    cols = {k: np.full(len(t), np.nan) for k in ("p_value", "q_value", "ci_low", "ci_high", "t", "df", "mde",
-                                                 "seeds_needed", "p_exact", "s_moderated", "prior_sd",
-                                                 "prior_df", "p_two_sided")}
+    names = ("p_value", "q_value", "ci_low", "ci_high", "t", "df", "mde", "seeds_needed", "p_exact",
+             "s_moderated", "prior_sd", "prior_df", "p_two_sided", "p_equivalence", "q_equivalence", "gain",
+             "var")
+    cols = {k: np.full(len(t), np.nan) for k in names}
     no_harm = np.zeros(len(t), dtype=bool)
+    looks = None if design is None else seed_looks(design["min"], design["max"])
     for fam in [f for f in pd.unique(t["family"]) if f is not None]:
-        # Unconverged and baseline-less rows are reported, not tested: they stay out of the FDR family.
-        sel = np.flatnonzero((t["family"] == fam).to_numpy() & (t["flag"] == "inconclusive").to_numpy())
-        if not len(sel):
-            continue
+        # The prior sees every row with paired data; only the testable ones get a verdict and count in BH.
+        sel = np.flatnonzero((t["family"] == fam).to_numpy())
         part = t.iloc[sel]
-        degenerate = ((part["n_seeds"] < 2) | ~(part["var"] > 0)).to_numpy()
+        testable = (part["flag"] == "inconclusive").to_numpy()
+        n_now = part["n_seeds"].to_numpy()
+        _, _, var_now = _row_moments(diffs[sel])
+        degenerate = testable & ((n_now < 2) | ~(var_now > 0))
         exact = _exact_degenerate(part[degenerate], paired, outcomes, join, reference_name)
-        p_exact = [np.array([_binom_side(*exact[k], side) if k in exact else np.nan for k in part.index])
+        p_exact = [np.array([binom_one_sided(*exact[k], side) if k in exact else np.nan for k in part.index])
                    for side in ("loss", "gain")]
-        r = family_test(part["gain"], part["var"], part["n_seeds"], part["min_effect"], alpha=alpha,
-                        test=test, confidence=confidence, p_exact=p_exact,
-                        resolution=1.0 / part["n_test"].to_numpy(float))
+        r = decide(diffs[sel], part["min_effect"].to_numpy(float), resolution=1.0 / part["n_test"].to_numpy(float),
+                   tested=testable, alpha=alpha, test=test, confidence=confidence, looks=looks,
+                   max_seeds=None if design is None else design["max"], p_exact=p_exact)
         for j in np.flatnonzero(degenerate):
-            what = "one seed" if part["n_seeds"].iloc[j] < 2 else "zero variance across seeds"
+            what = "one seed" if n_now[j] < 2 else "zero variance across seeds"
             if part.index[j] in exact:
                 b, c = exact[part.index[j]]
                 note = f"{what}: exact McNemar on {b + c} discordant test examples (b={b}, c={c})"
@@ -487,33 +555,50 @@ def _paired_table(treated: pd.DataFrame, reference: pd.DataFrame, join: list[str
             else:
                 note = f"{what}: variance from the matrix prior"
             t.loc[part.index[j], "note"] = note
-        for name, key in (("p_value", "p"), ("q_value", "q"), ("ci_low", "ci_low"), ("ci_high", "ci_high"),
-                          ("t", "t"), ("df", "df"), ("mde", "mde"), ("s_moderated", "s"),
-                          ("prior_sd", "prior_sd"), ("prior_df", "prior_df")):
+        for name, key in (("gain", "gain"), ("var", "var"), ("ci_low", "ci_low"), ("ci_high", "ci_high"),
+                          ("t", "t"), ("df", "df"), ("mde", "mde"), ("s_moderated", "s")):
             cols[name][sel] = r[key]
+        for name, key in (("p_value", "p"), ("q_value", "q"), ("p_two_sided", "p_two_sided"),
+                          ("p_equivalence", "p_equivalence"), ("q_equivalence", "q_equivalence")):
+            cols[name][sel] = np.where(testable, r[key], np.nan)
+        for name in ("ci_low", "ci_high", "t", "df", "mde", "s_moderated"):
+            cols[name][sel] = np.where(testable, cols[name][sel], np.nan)
+        cols["prior_sd"][sel[testable]] = r["prior_sd"]
+        cols["prior_df"][sel[testable]] = r["prior_df"]
         cols["p_exact"][sel] = np.where(r["direction"] < 0, p_exact[0], p_exact[1])
-        cols["p_two_sided"][sel] = r["p_two_sided"]
-        flags = np.where(r["loss"], low, np.where(r["gain"], high, "inconclusive"))
-        t.loc[part.index, "flag"] = flags
-        no_harm[sel] = (np.nan_to_num(r["q_no_harm"], nan=1.0) < alpha) & (flags != low)
-        for j in np.flatnonzero(flags == "inconclusive"):
-            eff = abs(part["gain"].iloc[j]) - part["min_effect"].iloc[j]
+        names_ = {"negative": low, "positive": high, "no-effect": "no-effect", "inconclusive": "inconclusive"}
+        flags = np.array([names_.get(f, "") for f in r["flag"]], dtype=object)
+        t.loc[part.index[testable], "flag"] = flags[testable]
+        no_harm[sel] = (np.nan_to_num(r["q_no_harm"], nan=1.0) < alpha) & (flags != low) & testable
+        for j in np.flatnonzero(testable & (flags == "inconclusive")):
+            eff = abs(r["gain"][j]) - part["min_effect"].iloc[j]
             cols["seeds_needed"][sel[j]] = _seeds_needed(eff, r["s"][j], r["prior_df"], alpha)
     for name, values in cols.items():
         t[name] = values
+    t["var"] = t["var"].where(t["n_seeds"] > 1, np.nan)
+    t["std"] = np.sqrt(t["var"])
     t["no_harm"] = no_harm
     t["test"] = test
+    t["design"] = "fixed" if design is None else f"adaptive {design['min']}-{design['max']}"
     return t
 
 
 def _min_effect(t: pd.DataFrame, min_effect) -> np.ndarray:
-    """Per-row margin (a fraction): one test example (``1 / n_test``) by default, 0 when unknown."""
-    if min_effect is None or (isinstance(min_effect, str) and min_effect == "one-example"):
-        n = t["n_test"].to_numpy(float)
-        return np.where(np.isfinite(n) & (n > 0), 1.0 / np.where(n > 0, n, 1.0), 0.0)
-    value = float(min_effect)
+    """Per-row margin (a fraction): the practical default, one test example, or a given number."""
+    n = t["n_test"].to_numpy(float)
+    known = np.isfinite(n) & (n > 0)
+    example = np.where(known, 1.0 / np.where(known, n, 1.0), 0.0)
+    if min_effect is None or (isinstance(min_effect, str) and min_effect == "practical"):
+        return np.maximum(DEFAULT_MARGIN_POINTS / 100.0, DEFAULT_MARGIN_EXAMPLES * example)
+    if isinstance(min_effect, str) and min_effect == "one-example":
+        return example
+    try:
+        value = float(min_effect)
+    except (TypeError, ValueError):
+        value = float("nan")
     if not (0 <= value < 1):
-        raise TransferlabError(f"min_effect is a fraction of accuracy in [0, 1), got {min_effect!r}")
+        raise TransferlabError(f"min_effect: expected a fraction of accuracy in [0, 1), 'practical' or "
+                               f"'one-example', got {min_effect!r}")
     return np.full(len(t), value)
 
 
@@ -521,38 +606,41 @@ def _min_effect(t: pd.DataFrame, min_effect) -> np.ndarray:
 NT_COLUMNS = [*CELL_KEYS, "gain", "ci_low", "ci_high", "p_value", "q_value", "flag", "n_seeds",
               "mean_accuracy"]
 DETAIL_COLUMNS = ["std", "t", "df", "baseline", "min_effect", "mde", "seeds_needed", "no_harm", "note",
-                  "convergence_reason", "p_two_sided", "p_exact", "s_moderated", "prior_sd", "prior_df",
-                  "test", "n_test"]
+                  "untested", "reason", "convergence_reason", "p_two_sided", "p_equivalence", "q_equivalence",
+                  "p_exact", "s_moderated", "prior_sd", "prior_df", "test", "design", "steps", "n_test"]
 
 
 def negative_transfer(df: pd.DataFrame, alpha: float = 0.05, baseline: str = "scratch",
                       confidence: float = 0.95, *, test: str = "moderated", min_effect=None,
-                      outcomes: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Gain of each transfer method over a target-only baseline, moderated paired tests, FDR control.
+                      outcomes: pd.DataFrame | None = None, seeds=None) -> pd.DataFrame:
+    """Gain of each transfer method over a target-only baseline: one verdict per row, FDR control.
 
-    The module docstring gives the model, the tests and the flags.
+    The module docstring gives the model, the tests, the sequential design and the flags.
 
     Parameters
     ----------
     df : pandas.DataFrame
         One row per trained cell with at least ``source, target, method, seed, budget, accuracy, status``
         (e.g. :func:`analysis.load_results`); optional ``n_test`` (for the default ``min_effect``),
-        ``converged`` and ``convergence_reason``. Rows counted: :func:`ok_rows`. Baseline rows are joined on
-        ``(target, seed, budget)``, whatever their ``source``.
+        ``converged``, ``convergence_reason`` and ``train.steps``. Rows counted: :func:`ok_rows`. Baseline
+        rows are joined on ``(target, seed, budget, train.steps)``, whatever their ``source``.
     alpha : float
-        FDR level of the flags.
+        FDR level of each verdict's family.
     baseline : str
         ``"scratch"`` (transfer vs training from nothing) or ``"target-only"`` (the source's effect: same
         initial weights, target labels only), or any other method name.
     confidence : float
-        Level of the confidence interval.
+        Level of the confidence interval (at the row's current seeds).
     test : {"moderated", "t"}
         Empirical-Bayes moderated t (default) or the plain paired t (``scipy.stats.ttest_rel``).
-    min_effect : float or None
-        Margin in accuracy (fraction): ``negative`` means significantly worse than ``−min_effect``. Default
-        ``None``: one test example (``1 / n_test``) per row, 0 without an ``n_test`` column.
+    min_effect : float, "practical", "one-example" or None
+        Margin in accuracy (fraction). Default (``None`` = ``"practical"``): ``max(1 pt, 2 test examples)``
+        per row; ``"one-example"``: ``1 / n_test``.
     outcomes : pandas.DataFrame, optional
         :func:`analysis.load_outcomes` of the run: exact per-example tests for degenerate rows.
+    seeds : int, list or {"min": a, "max": b}, optional
+        The seed design (:func:`seed_design`); default ``df.attrs.get("seeds")`` (what the run's config said).
+        Adaptive: the group-sequential test; otherwise the fixed one.
 
     Returns
     -------
@@ -561,10 +649,14 @@ def negative_transfer(df: pd.DataFrame, alpha: float = 0.05, baseline: str = "sc
         those keys, with columns ``source, target, method, budget, gain, ci_low, ci_high, p_value, q_value,
         flag, n_seeds, mean_accuracy, mean_scratch`` (the baseline's mean accuracy on the paired seeds,
         whichever baseline), then ``std, t, df, baseline, min_effect, mde, seeds_needed, no_harm, note,
-        convergence_reason, p_exact, s_moderated, prior_sd, prior_df, test, n_test``. ``flag`` is one of
-        ``negative, positive, inconclusive, no-baseline, unconverged``. Budget-0 rows: :func:`budget_zero`.
+        untested`` (``unconverged`` / ``no-baseline`` / ``""``), ``reason`` (why untested), ``convergence_reason,
+        p_two_sided, p_equivalence, q_equivalence, p_exact, s_moderated, prior_sd, prior_df, test, design,
+        steps`` (the judged ``train.steps`` level, NaN when records do not say), ``n_test``. ``flag`` is one of
+        ``negative, positive, no-effect, inconclusive, untested``. Budget-0 rows: :func:`budget_zero`.
     """
     ok = _checked(df)
+    if seeds is None:
+        seeds = df.attrs.get("seeds")
     methods = ok["method"].astype(str)
     is_base = methods == baseline
     if not is_base.any():
@@ -575,20 +667,99 @@ def negative_transfer(df: pd.DataFrame, alpha: float = 0.05, baseline: str = "sc
     out = _paired_table(treated, ok[is_base], ["target", "seed", "budget"], baseline, alpha=alpha,
                         confidence=confidence, test=test, min_effect=min_effect, outcomes=outcomes,
                         families=lambda t: np.full(len(t), "budget>0", dtype=object),
-                        low="negative", high="positive")
+                        low="negative", high="positive", seeds=seeds)
     out = out.rename(columns={"mean_reference": "mean_scratch"})
     return out[[*NT_COLUMNS, "mean_scratch", *DETAIL_COLUMNS]].reset_index(drop=True)
 
 
+def more_seeds(frame: pd.DataFrame, max_seeds: int = 10, **test_options: Any) -> pd.DataFrame:
+    """The stopping rule of the adaptive design: which rows need more seeds, and how many in total.
+
+    Runs :func:`negative_transfer` on ``frame`` with the adaptive design ``{min, max_seeds}`` (``min`` from
+    ``frame.attrs["seeds"]`` when it is adaptive, else ``DEFAULT_SEEDS["min"]``) and returns every row still
+    ``inconclusive`` with fewer than ``max_seeds`` paired seeds, with ``seeds`` = the next planned total
+    (:func:`seed_looks`) above its current count. Decided rows (``negative``, ``positive``, ``no-effect``)
+    stop; ``untested`` rows are the runner's (train longer, or run the baseline), not more seeds'. The runner
+    calls it once per baseline after each stage and trains the union, both arms on the new seeds.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Results as :func:`analysis.load_results` returns them.
+    max_seeds : int
+        The design's maximum seeds per row.
+    **test_options
+        :func:`negative_transfer`'s options (``baseline``, ``alpha``, ``min_effect``, ``test``, ``outcomes``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns exactly ``source, target, method, budget, seeds``; empty (with these columns) when every row is
+        decided, untested or at ``max_seeds``.
+    """
+    if isinstance(max_seeds, bool) or not isinstance(max_seeds, (int, np.integer)) or max_seeds < 1:
+        raise TransferlabError(f"more_seeds: max_seeds must be a positive integer, got {max_seeds!r}")
+    if "seeds" in test_options:
+        raise TransferlabError("more_seeds: the design comes from frame.attrs['seeds'] and max_seeds, not seeds=")
+    given = seed_design(frame.attrs.get("seeds")) if isinstance(frame, pd.DataFrame) else None
+    lo = min((given or DEFAULT_SEEDS)["min"], int(max_seeds))
+    design = {"min": lo, "max": int(max_seeds)}
+    table = negative_transfer(frame, seeds=design, **test_options)
+    looks = seed_looks(lo, int(max_seeds))
+    open_ = table[(table["flag"] == "inconclusive") & (table["n_seeds"] < max_seeds)]
+    if open_.empty:
+        return pd.DataFrame({c: pd.Series(dtype=table[c].dtype if c in table else "int64")
+                             for c in MORE_SEEDS_COLUMNS})
+    nxt = [next(k for k in looks if k > n) if n < looks[-1] else int(max_seeds) for n in open_["n_seeds"]]
+    out = open_[CELL_KEYS].copy()
+    out["seeds"] = np.asarray(nxt, dtype="int64")
+    return out.reset_index(drop=True)
+
+
+def verdict_counts(frame: pd.DataFrame, baseline: str = "scratch", **test_options: Any) -> dict[str, Any]:
+    """How many rows each verdict got, against one baseline: the run's closing line and the report's opening.
+
+    ``frame`` is either a results frame (:func:`analysis.load_results`; :func:`negative_transfer` runs on it
+    with ``test_options``) or a table :func:`negative_transfer` returned (a ``flag`` column).
+
+    Returns
+    -------
+    dict
+        ``baseline, rows, decided, negative, positive, no-effect, inconclusive, untested`` (ints),
+        ``untested_reasons`` ({``unconverged``: n, ``no-baseline``: n}, only the kinds present) and ``line``,
+        e.g. ``"vs scratch: 36 rows — 30 decided (8 negative, 3 positive, 19 no-effect), 4 inconclusive,
+        2 untested (2 unconverged)"``.
+    """
+    table = frame if "flag" in frame.columns else negative_transfer(frame, baseline=baseline, **test_options)
+    if "baseline" in table.columns and len(table):
+        baseline = str(table["baseline"].iloc[0])
+    flags = table["flag"].astype(str)
+    counts = {f: int((flags == f).sum()) for f in FLAGS}
+    kinds = table["untested"].astype(str) if "untested" in table.columns else pd.Series("", index=table.index)
+    reasons = {k: int(((flags == "untested") & (kinds == k)).sum()) for k in UNTESTED_KINDS}
+    other = counts["untested"] - sum(reasons.values())
+    if other:
+        reasons["other"] = other
+    reasons = {k: v for k, v in reasons.items() if v}
+    decided = sum(counts[f] for f in DECIDED)
+    parts = ", ".join(f"{counts[f]} {f}" for f in DECIDED)
+    line = f"vs {baseline}: {len(table)} rows — {decided} decided ({parts}), {counts['inconclusive']} inconclusive"
+    line += f", {counts['untested']} untested"
+    if reasons:
+        line += " (" + ", ".join(f"{v} {k}" for k, v in reasons.items()) + ")"
+    return {"baseline": baseline, "rows": int(len(table)), "decided": decided, **counts,
+            "untested_reasons": reasons, "line": line}
+
+
 def da_harm(df: pd.DataFrame, reference: str = "finetune", alpha: float = 0.05,
             exclude: Sequence[str] = BASELINES, confidence: float = 0.95, *, test: str = "moderated",
-            min_effect=None, outcomes: pd.DataFrame | None = None) -> pd.DataFrame:
+            min_effect=None, outcomes: pd.DataFrame | None = None, seeds=None) -> pd.DataFrame:
     """Does a domain-adaptation method help or harm compared with plain fine-tuning on the same pair?
 
     The statistics of :func:`negative_transfer` with the ``reference`` method's run of the same ``(source,
-    target, seed, budget)`` as the baseline: ``gain = accuracy(method) − accuracy(reference)``. Two FDR
-    families, each with its own variance prior: budget 0 and budget > 0. Flags ``harm`` / ``help`` /
-    ``inconclusive`` / ``no-baseline`` / ``unconverged``.
+    target, seed, budget, train.steps)`` as the baseline: ``gain = accuracy(method) − accuracy(reference)``.
+    Two FDR families, each with its own variance prior: budget 0 and budget > 0. Flags ``harm`` / ``help`` /
+    ``no-effect`` / ``inconclusive`` / ``untested``.
 
     Returns
     -------
@@ -596,6 +767,8 @@ def da_harm(df: pd.DataFrame, reference: str = "finetune", alpha: float = 0.05,
         As :func:`negative_transfer`, with ``mean_reference`` for ``mean_scratch`` and ``reference`` last.
     """
     ok = _checked(df)
+    if seeds is None:
+        seeds = df.attrs.get("seeds")
     methods = ok["method"].astype(str)
     if not (methods == reference).any():
         raise TransferlabError(f"da_harm: no 'ok' rows of reference method {reference!r}; "
@@ -605,7 +778,7 @@ def da_harm(df: pd.DataFrame, reference: str = "finetune", alpha: float = 0.05,
                         alpha=alpha, confidence=confidence, test=test, min_effect=min_effect,
                         outcomes=outcomes,
                         families=lambda t: np.where(t["budget"].astype(float) > 0, "budget>0", "budget=0"),
-                        low="harm", high="help")
+                        low="harm", high="help", seeds=seeds)
     out["reference"] = reference
     cols = [*NT_COLUMNS, "mean_reference", *[c for c in DETAIL_COLUMNS if c != "baseline"], "reference"]
     return out[cols].reset_index(drop=True)
@@ -646,6 +819,7 @@ def budget_zero(df: pd.DataFrame, alpha: float = 0.05, reference: str = "finetun
     ok = _checked(df)
     ok = ok[pd.to_numeric(ok["budget"], errors="coerce") == 0]
     ok = ok[~ok["method"].astype(str).isin(BASELINES)]
+    ok = _judged_level(ok, ["source", "target", "method"]) if not ok.empty else ok
     if ok.empty:
         return pd.DataFrame(columns=cols)
     seeds = _per_seed(ok, ["source", "target", "method"])

@@ -164,7 +164,7 @@ def gain_heatmap(nt: pd.DataFrame, method: str, budget: int, *, domains: Sequenc
     flagged = {(s, t) for s, t, f in zip(sel["source"], sel["target"], sel.get("flag", [False] * len(sel)))
                if is_flagged(f)}
     unconverged = {(s, t) for s, t, f in zip(sel["source"], sel["target"], sel.get("flag", [""] * len(sel)))
-                   if str(f) == "unconverged"}
+                   if str(f) in ("unconverged", "untested")}  # untested with a gain: an arm unconverged
     annot = np.full(matrix.shape, "", dtype=object)
     for i, s in enumerate(doms):
         for j, t in enumerate(doms):

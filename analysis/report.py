@@ -173,14 +173,14 @@ def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -
         a.outcomes = load_outcomes(run_dir)
     except TransferlabError:
         a.outcomes = None
-    tested = ("negative", "positive", "inconclusive")
+    tested = ("negative", "positive", "no-effect", "inconclusive")
     if transfer_methods and len(ok):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             a.nt_all = negative.negative_transfer(df, alpha=alpha, outcomes=a.outcomes)
         usable = a.nt_all[a.nt_all["flag"].isin(tested)]
         a.nt = usable.reset_index(drop=True) if len(usable) else None
-        if a.nt is None and (a.nt_all["flag"] == "unconverged").any():
+        if a.nt is None and (a.nt_all["untested"] == "unconverged").any():
             a.notes["gain"] = ("No row could be tested: every (pair, method, budget > 0) row with a `scratch` "
                                "baseline has an arm that had not converged (see **Unconverged rows**).")
         elif a.nt is None:

@@ -72,7 +72,7 @@ def _section_tables(doc: _Doc, a: _Analysis) -> None:
                  "transfer beat training from nothing? " + _STATS_NOTE + " " + _power_sentence(a.nt))
         doc.table(_fmt_stats(a.nt, "mean_scratch", "scratch acc (%)"))
     if a.nt_all is not None:
-        orphans = a.nt_all[a.nt_all["flag"] == "no-baseline"]
+        orphans = a.nt_all[a.nt_all["untested"] == "no-baseline"]
         if len(orphans):
             doc.para(f"`no-baseline` ({len(orphans)} rows, not tested, never compared with chance): "
                      + ", ".join(f"{_pair(r.source, r.target)} `{r.method}` budget {r.budget}"
@@ -92,7 +92,7 @@ def _section_tables(doc: _Doc, a: _Analysis) -> None:
     if a.harm is None:
         doc.para(a.notes.get("harm", "Unavailable."))
     else:
-        tested = a.harm[a.harm["flag"].isin(["harm", "help", "inconclusive"])]
+        tested = a.harm[a.harm["flag"].isin(["harm", "help", "no-effect", "inconclusive"])]
         doc.para("Baseline: **`finetune`** on the same pair, seed and budget: does the adaptation term help or "
                  "harm? `harm` when significantly worse. Budget 0 and budget > 0 are separate FDR families. "
                  + _STATS_NOTE + " " + _power_sentence(tested))
@@ -119,7 +119,7 @@ def _section_tables(doc: _Doc, a: _Analysis) -> None:
 
 
 def _section_unconverged(doc: _Doc, a: _Analysis) -> None:
-    tables = [(name, t[t["flag"] == "unconverged"]) for name, t in (("scratch", a.nt_all),
+    tables = [(name, t[t["untested"] == "unconverged"]) for name, t in (("scratch", a.nt_all),
                                                                     ("target-only", a.source_all))
               if t is not None]
     rows = pd.concat([t.assign(vs=name) for name, t in tables if len(t)], ignore_index=True) \

@@ -127,8 +127,8 @@ def _section_findings(doc: _Doc, a: _Analysis, alpha: float) -> None:
                      f"counts).")
     if a.harm is not None:
         harm = a.harm[a.harm["flag"] == "harm"]
-        tested = int(a.harm["flag"].isin(["harm", "help", "inconclusive"]).sum())
-        unconv = int((a.harm["flag"] == "unconverged").sum())
+        tested = int(a.harm["flag"].isin(["harm", "help", "no-effect", "inconclusive"]).sum())
+        unconv = int((a.harm["untested"] == "unconverged").sum())
         items.append(f"DA harm: {len(harm)} of {tested} tested adaptation rows are significantly worse than "
                      f"plain `finetune` on the same pair" + (f" ({unconv} more not tested: an arm had not "
                                                              f"converged)" if unconv else "")

@@ -142,7 +142,19 @@ def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame
     rest = [c for c in frame.columns if c not in KEY_COLUMNS and c != "cell_id"]
     out = _sorted(frame[[*KEY_COLUMNS, "cell_id", *rest]])
     out.attrs["other_records"] = others
+    out.attrs["seeds"] = _config_seeds(run_dir)
     return out
+
+
+def _config_seeds(run_dir: str | Path) -> Any:
+    """What the run's config said about ``seeds`` (``run.json``'s ``config.seeds``: an int, a list or
+    ``{min, max}``), ``None`` without one; :func:`analysis.negative_transfer` reads the design from it."""
+    try:
+        info = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    config = info.get("config") if isinstance(info, dict) else None
+    return config.get("seeds") if isinstance(config, dict) else None
 
 
 def _matches(record: dict[str, Any], filters: dict[str, Any]) -> bool:

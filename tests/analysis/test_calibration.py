@@ -37,7 +37,7 @@ import pandas as pd
 
 from adapt.domains.shift import make_shift_domain
 from analysis import mmd_permutation_test, negative_transfer
-from analysis.negative import family_test
+from analysis.negative import decide
 
 SHAPE = dict(n_samples=1000, n_features=8, n_classes=2)
 
@@ -96,10 +96,8 @@ def _matrix(rng, seeds: int, planted: int = 0, effect: float = 0.0):
 def _negative_flags(rng, seeds, planted=0, effect=0.0, test="moderated") -> np.ndarray:
     """``negative`` flags of one simulated matrix, computed as ``negative_transfer`` does (same function)."""
     method, base, n_test = _matrix(rng, seeds, planted, effect)
-    d = method - base
-    r = family_test(d.mean(1), d.var(1, ddof=1) if seeds > 1 else np.full(N_CELLS, np.nan),
-                    np.full(N_CELLS, seeds), 1.0 / n_test, test=test, resolution=1.0 / n_test)
-    return r["loss"]
+    r = decide(method - base, 1.0 / n_test, test=test, resolution=1.0 / n_test)
+    return r["negative"]
 
 
 def _false_flag_rate(seeds, draws, seed, test="moderated") -> float:
@@ -127,11 +125,9 @@ def test_simulation_uses_what_negative_transfer_computes():
     rng = np.random.default_rng(3)
     for planted in (0, 10):
         method, base, n_test = _matrix(rng, 3, planted, 0.08)
-        out = negative_transfer(_as_frame(method, base, n_test))
-        d = method - base
-        r = family_test(d.mean(1), d.var(1, ddof=1), np.full(N_CELLS, 3), 1.0 / n_test,
-                        resolution=1.0 / n_test)
-        np.testing.assert_array_equal(out.flag == "negative", r["loss"])
+        out = negative_transfer(_as_frame(method, base, n_test), min_effect="one-example")
+        r = decide(method - base, 1.0 / n_test, resolution=1.0 / n_test)
+        np.testing.assert_array_equal(out.flag == "negative", r["negative"])
         np.testing.assert_allclose(out.p_value, r["p"], rtol=1e-4)  # up to the optimiser's tolerance
     assert (out.flag[:10] == "negative").sum() >= 5
 

@@ -124,9 +124,10 @@ def test_degenerate_row_uses_an_exact_mcnemar_test_on_outcomes():
 def test_one_example_losses_are_not_negative_transfer():
     df = _matrix(n_cells=20, seed=5, sd=0.002)  # quiet cells: a tiny constant loss would be "significant"
     df.loc[df.method == "finetune", "accuracy"] -= 1 / 200
-    out = negative_transfer(df)
+    out = negative_transfer(df, min_effect="one-example")
     assert not (out.flag == "negative").any()
     np.testing.assert_allclose(out.min_effect, 1 / 200)
+    np.testing.assert_allclose(negative_transfer(df).min_effect, 0.01)  # practical: max(1 pt, 2 examples)
     assert (negative_transfer(df, min_effect=0.0).flag == "negative").sum() >= 10  # without the margin
 
 
@@ -147,7 +148,8 @@ def test_minimum_detectable_effect_and_seeds_needed():
         se = row.s_moderated / math.sqrt(row.n_seeds)
         assert row.mde == pytest.approx(row.min_effect + (stats.t.ppf(0.95, row.df) + stats.t.ppf(0.8, row.df)) * se)
     inconclusive = out[(out.flag == "inconclusive") & (out.gain.abs() > out.min_effect)]
-    for row in inconclusive.itertuples():
+    assert len(inconclusive) and np.isfinite(inconclusive.seeds_needed).any()
+    for row in inconclusive[np.isfinite(inconclusive.seeds_needed)].itertuples():
         n = int(row.seeds_needed)
         power_at = lambda k: ((stats.t.ppf(0.95, row.prior_df + k - 1) + stats.t.ppf(0.8, row.prior_df + k - 1))  # noqa: E731
                               * row.s_moderated / math.sqrt(k))
@@ -177,7 +179,7 @@ def test_no_baseline_is_flagged_never_compared_with_chance():
     orphan = df[(df.source == "s00") & (df.method == "finetune")].assign(target="lonely", accuracy=0.95)
     out = negative_transfer(pd.concat([df, orphan], ignore_index=True))
     row = out[out.target == "lonely"].iloc[0]
-    assert row.flag == "no-baseline" and math.isnan(row.gain) is False or row.flag == "no-baseline"
+    assert row.flag == "untested" and row.untested == "no-baseline" and row.reason.startswith("no baseline")
     assert math.isnan(row.p_value) and math.isnan(row.q_value) and row.n_seeds == 0
     pd.testing.assert_frame_equal(out[out.target != "lonely"].reset_index(drop=True), negative_transfer(df))
 
@@ -190,8 +192,10 @@ def test_unconverged_rows_are_flagged_apart_with_the_reason():
     df.loc[bad, "converged"] = False
     df.loc[bad, "convergence_reason"] = "loss still falling 12%/last quarter"
     out = negative_transfer(df).set_index("source")
-    assert out.loc["s00", "flag"] == "unconverged" and math.isnan(out.loc["s00", "q_value"])
+    assert out.loc["s00", "flag"] == "untested" and math.isnan(out.loc["s00", "q_value"])
+    assert out.loc["s00", "untested"] == "unconverged"
     assert out.loc["s00", "convergence_reason"] == "scratch: 1 of 3 seeds, e.g. seed 1: loss still falling 12%/last quarter"
+    assert out.loc["s00", "reason"] == "unconverged: " + out.loc["s00", "convergence_reason"]
     assert out.loc["s01", "flag"] == "negative"
     no_column = negative_transfer(df.drop(columns=["converged", "convergence_reason"]))
     assert no_column.set_index("source").loc["s00", "flag"] == "negative"  # old records: converged

@@ -49,8 +49,9 @@ def test_planted_negative_transfer_is_flagged(nt_tables):
     assert (planted.flag == "negative").all(), planted[["method", "budget", "gain", "q_value", "flag"]]
     assert (planted.ci_high < 0).all()
     with_guard = guarded[(guarded.source == "concept") & guarded.method.isin(["dann", "coral"])]
-    assert with_guard.flag.isin(["negative", "unconverged"]).all()
-    unconverged = with_guard[with_guard.flag == "unconverged"]
+    assert with_guard.flag.isin(["negative", "untested"]).all()
+    unconverged = with_guard[with_guard.flag == "untested"]
+    assert (unconverged.untested == "unconverged").all() and unconverged.reason.str.startswith("unconverged").all()
     assert unconverged.convergence_reason.str.contains("still falling").all() and unconverged.q_value.isna().all()
 
 
