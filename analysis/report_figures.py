@@ -54,7 +54,8 @@ def section_gain_heatmaps(doc: _Doc, table: pd.DataFrame | None, baseline: str, 
     """All methods' gain heatmaps against ``baseline``: one figure per budget, one panel per method."""
     doc.heading(f"Gain vs {baseline}")
     shown = None if table is None else table[table["flag"].isin(
-        ["negative", "positive", "no-effect", "inconclusive", "unconverged", "untested"])]
+        ["negative", "positive", "no-effect", "inconclusive", "unconverged"])
+        | (table["flag"].eq("untested") & table.get("untested", pd.Series("", index=table.index)).eq("unconverged"))]
     if shown is None or shown.empty:
         doc.para(note or "Gains unavailable.")
         return

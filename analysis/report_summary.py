@@ -265,8 +265,8 @@ def verdict_counts(table: pd.DataFrame | None, baseline: str) -> dict[str, int]:
 
     counter = getattr(negative, "verdict_counts", None)
     if counter is not None:
-        counts = counter(table, baseline=baseline)
-        return dict(counts) if isinstance(counts, Mapping) else {str(k): int(v) for k, v in counts.items()}
+        counts = counter(table, baseline=baseline)  # also has rows/decided/untested_reasons/line: the flags only
+        return {k: int(counts[k]) for k in negative.FLAGS if k in counts}
     flags = table["flag"].astype(str).replace({"unconverged": "untested", "no-baseline": "untested"})
     order = ["negative", "positive", "no-effect", "inconclusive", "untested"]
     counts = flags.value_counts()
