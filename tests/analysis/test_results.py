@@ -100,7 +100,7 @@ def test_convergence_columns_old_records_count_as_converged(tmp_path):
 
 def test_run_records_carry_convergence(tmp_path):
     """A real run: every record has the fields, load_results exposes them."""
-    from adapt.cli import main
+    from transferlab.cli import main
     from tests.conftest import write_tiny_config
 
     cfg = write_tiny_config(tmp_path, methods=["finetune", "target-only"], seeds=1)
