@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .explain import EXPLANATIONS_FILE
-from .forecast import EVALUATION_FILE, SUMMARY_FILE
+from .forecast import EVALUATION_FILE, SUMMARY_FILE, trivial_comparison
 
 
 def section_forecast(doc, run_dir: Path) -> None:
@@ -34,15 +34,51 @@ def section_forecast(doc, run_dir: Path) -> None:
     doc.para("`transferlab predict` scored each cheap predictor against this run's verdicts: AUROC for the "
              "`negative` flag over all rows with a budget (0.5 = no better than chance), and the weighted Kendall "
              "τ between predictor and measured gain over the sources of each target, averaged over targets. "
-             f"p-values come from {perms} relabellings of the domains (rows share domains, so they are not "
-             "independent); with few domains they cannot get small. Baselines are trivial predictors that a "
-             "score must beat to be worth its cost." + cost)
+             f"*Chance* is the 95 % band of each statistic over {perms} relabellings of the domains (rows share "
+             "domains, so they are not independent draws; with few domains the band is wide). A predictor "
+             "*beats trivial* only when it is above that band and above every trivial baseline: `source_size`, "
+             "`knn_source_acc` (1-NN from the source) and `target_only_acc` (how hard the target is alone)." + cost)
+    verdicts = summary.get("verdicts")
+    if verdicts:
+        doc.para(_verdict_sentence(verdicts))
+    for line in trivial_comparison(table):
+        doc.para(line)
+    band = lambda lo, hi: f"{_num(lo)} – {_num(hi)}"  # noqa: E731
     doc.table(pd.DataFrame({
         "predictor": table["predictor"], "kind": table["kind"],
         "AUROC (negative)": [_num(v) for v in table["auroc"]],
-        "p (AUROC)": [_num(v, 3) for v in table["auroc_p_value"]], "mean τ_w": [_num(v) for v in table["mean_tau_w"]],
-        "p (τ_w)": [_num(v, 3) for v in table["tau_p_value"]],
+        "chance (AUROC)": [band(lo, hi) for lo, hi in zip(table.get("auroc_null_low", []),
+                                                          table.get("auroc_null_high", []))],
+        "mean τ_w": [_num(v) for v in table["mean_tau_w"]],
+        "chance (τ_w)": [band(lo, hi) for lo, hi in zip(table.get("tau_null_low", []),
+                                                       table.get("tau_null_high", []))],
+        "beats trivial (AUROC / τ_w)": [f"{_yes(a)} / {_yes(t)}" for a, t in
+                                        zip(table.get("beats_trivial", []), table.get("beats_trivial_tau", []))],
         "rows": table["n_rows"], "negative": table["n_negative"]}))
+
+
+def _verdict_sentence(v: dict) -> str:
+    """predict's hurt/help verdicts against what was measured, with the base rate beside them."""
+    parts = []
+    for call, side in (("hurt", "below"), ("help", "above")):
+        c = v.get(call) or {}
+        if not c.get("pairs"):
+            parts.append(f"no `{call}` verdict")
+            continue
+        flagged = f", {c['flagged']} of them flagged significantly" if c.get("flagged") is not None else ""
+        parts.append(f"{c['pairs']} `{call}` verdicts, whose {c['rows']} measured rows were {side} "
+                     f"`{v['baseline']}` in {c['right']} ({100 * c['right'] / max(c['rows'], 1):.0f} %{flagged})")
+    base = 100 * v["rows_below_baseline"] / v["rows"] if v.get("rows") else float("nan")
+    return (f"Verdicts (each checked leave-one-target-out on the other targets' measured rows; `unsure` where the "
+            f"predictor had not been right ≥ 80 % there): {'; '.join(parts)}; {v.get('unsure_pairs', 0)} pairs "
+            f"unsure. For comparison, {base:.0f} % of all measured rows are below `{v['baseline']}` — what "
+            f"saying `hurt` everywhere would score.")
+
+
+def _yes(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return "yes" if str(v).lower() in ("true", "1", "yes") else "no"
 
 
 def section_explanations(doc, run_dir: Path) -> None:

@@ -399,19 +399,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = predict_matrix(config, domains, pairs, out, seeds=seeds)
     table = result["table"]
     cols = [("target", "target"), ("budget", "budget"), ("rank", "rank"), ("source", "source"),
-            ("predicted_gain", "predicted gain"), ("source_model_acc", "source model acc"),
-            ("target_only_acc", "target-only acc"), ("verdict", "verdict")]
+            ("predicted_gain", "predicted gain"), ("pooled_gain", "pooled gain"),
+            ("target_only_acc", "target-only acc"), ("evidence", "own test"), ("verdict", "verdict")]
     print(format_table(table.to_dict("records"), cols))
     print(f"predictors took {result['seconds']['total']:.1f} s; wrote {result['predictions']}")
+    checked = result.get("verdicts")
+    if checked is None:
+        print("verdicts: all unsure — a hurt/help verdict needs the predictor checked on measured rows of other "
+              "targets (run the matrix, or part of it, then predict again)")
+    else:
+        print(verdict_line(checked))
     evaluation = result["evaluation_table"]
     if evaluation is not None:
+        from analysis.forecast import trivial_comparison
+
         cols = [("predictor", "predictor"), ("kind", "kind"), ("auroc", "AUROC (negative)"),
-                ("auroc_p_value", "p"), ("mean_tau_w", "mean tau_w"), ("tau_p_value", "p")]
+                ("auroc_null_high", "chance ≤"), ("mean_tau_w", "mean tau_w"), ("tau_null_high", "chance ≤"),
+                ("beats_trivial", "beats trivial")]
         print(format_table(evaluation.to_dict("records"), cols))
+        for line in trivial_comparison(evaluation):
+            print(line)
         print(f"the matrix took {result.get('matrix_seconds')} s of cell time; wrote {result['evaluation']}")
     else:
         print(f"next: transferlab run {args.config} --out {out}, then predict again to score the forecast")
     return EXIT_OK
+
+
+def verdict_line(checked: dict) -> str:
+    """How many hurt/help verdicts predict gave and how many of their measured rows agreed, beside the base rate."""
+    parts = []
+    for call, side in (("hurt", "below"), ("help", "above")):
+        c = checked[call]
+        right = (f"{c['right']}/{c['rows']} rows measured {side} {checked['baseline']}" if c["rows"] else
+                 "no measured rows")
+        parts.append(f"{c['pairs']} {call} ({right})")
+    base = checked["rows_below_baseline"] / checked["rows"] if checked["rows"] else float("nan")
+    return (f"verdicts: {', '.join(parts)}, {checked['unsure_pairs']} unsure; for comparison {base:.0%} of all "
+            f"measured rows are below {checked['baseline']} (what always saying hurt would score)")
 
 
 def _check_scored_run(out: Path, config, domains: dict) -> None:

@@ -32,8 +32,8 @@ def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir:
                    seeds: list[int] | None = None) -> dict:
     """Compute, write and (when the matrix is there) evaluate the predictions; returns a summary dict."""
     from analysis.distances import domain_distances
-    from analysis.forecast import (fit_source_model, pair_predictors, rank_sources, target_only_accuracy,
-                                   verdict)
+    from analysis.forecast import (checked_verdicts, fit_source_model, pair_evidence, pair_predictors,
+                                   rank_sources, target_only_outcomes)
 
     out = Path(out_dir)
     budgets = [b for b in config.budgets if b > 0]
@@ -68,28 +68,38 @@ def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir:
                 t0 = time.perf_counter()
                 key = (target, seed, budget)
                 if key not in target_only:
-                    target_only[key] = target_only_accuracy(x_lab, T.y[lab])
+                    target_only[key] = target_only_outcomes(x_lab, T.y[lab])
                 values = pair_predictors(xs, S.y, x_lab, T.y[lab], n_classes, source_model=model,
-                                         target_only=target_only[key], timings=per_predictor)
+                                         target_only=target_only[key], timings=per_predictor, seed=seed)
                 seconds["predictors"] += time.perf_counter() - t0
                 per_pair[(source, target, budget)].append({**dist, **values})
     rows = []
     for (source, target, budget), values in per_pair.items():
-        frame = pd.DataFrame(values).drop(columns="verdict")
+        frame = pd.DataFrame(values).drop(columns="evidence")
         mean = frame.mean()
-        rows.append({"source": source, "target": target, "budget": budget, **mean.to_dict(),
-                     "verdict": verdict(mean.source_model_acc, mean.target_only_acc, int(round(mean.n_labelled))),
+        # seeds draw independent splits: the mean's standard error is √(Σ se²) / n_seeds
+        se = float(np.sqrt(np.nansum(frame.pooled_gain_se.to_numpy(float) ** 2)) / len(frame))
+        rows.append({"source": source, "target": target, "budget": budget, **mean.to_dict(), "pooled_gain_se": se,
+                     "evidence": pair_evidence(float(mean.pooled_gain), se, int(round(mean.n_labelled * len(frame)))),
                      "n_seeds": len(frame)})
     predictions = pd.DataFrame(rows)
-    ranked = rank_sources(predictions)
-    out.mkdir(parents=True, exist_ok=True)
-    ranked.to_csv(out / PREDICTIONS_FILE, index=False)
     summary: dict = {"pairs": len(pairs), "budgets": budgets, "seeds": seeds,
                      "seconds": {k: round(v, 3) for k, v in seconds.items()},
                      "predictions": str(out / PREDICTIONS_FILE)}
     summary["seconds"]["total"] = round(sum(seconds.values()), 3)
     summary["seconds_per_predictor"] = {k: round(v, 4) for k, v in sorted(per_predictor.items())}
-    evaluation = evaluate_run(out, predictions)
+    measured = measured_rows(out)
+    checked = checked_verdicts(predictions, measured)
+    ranked = rank_sources(checked)
+    out.mkdir(parents=True, exist_ok=True)
+    ranked.to_csv(out / PREDICTIONS_FILE, index=False)
+    evaluation = None
+    if measured is not None:
+        from analysis.forecast import verdict_precision
+
+        baseline = measured.attrs.get("baseline")
+        summary["verdicts"] = {"baseline": baseline, **verdict_precision(checked, measured)}
+        evaluation = evaluate_run(out, predictions, baseline)
     if evaluation is not None:
         summary["evaluation"] = str(out / EVALUATION_FILE)
         summary["matrix_seconds"] = _matrix_seconds(out)
@@ -97,7 +107,25 @@ def predict_matrix(config, domains: dict, pairs: list[tuple[str, str]], out_dir:
     return {**summary, "table": ranked, "evaluation_table": evaluation}
 
 
-def evaluate_run(out: Path, predictions: pd.DataFrame) -> pd.DataFrame | None:
+def measured_rows(out: Path) -> pd.DataFrame | None:
+    """The finished (or partly finished) matrix's rows in ``out`` with their gains against the decision
+    baseline (``target-only`` when the run has it, else ``scratch``); None when there is no matrix. The
+    baseline's name is in ``attrs["baseline"]``."""
+    if not (out / "cells").is_dir():
+        return None
+    import analysis
+
+    results = analysis.load_results(out)
+    if results.empty:
+        return None
+    baseline = "target-only" if "target-only" in set(results.method) else "scratch"
+    table = measured_flags(out, baseline=baseline, convergence_guard=False)
+    table = table[table.budget > 0] if "budget" in table else table
+    table.attrs["baseline"] = baseline
+    return table
+
+
+def evaluate_run(out: Path, predictions: pd.DataFrame, baseline: str = "scratch") -> pd.DataFrame | None:
     """Score the predictions against the finished matrix in ``out`` (None when there is none)."""
     if not (out / "cells").is_dir():
         return None
@@ -109,8 +137,8 @@ def evaluate_run(out: Path, predictions: pd.DataFrame) -> pd.DataFrame | None:
     # A forecast is judged against what the matrix measured: the gains, and the flags the statistics give
     # them. Rows whose arms had not converged are never flagged by negative_transfer (issue #11), which would
     # leave short matrices with nothing to score, so the convergence guard is set aside here, and only here.
-    nt = measured_flags(out, convergence_guard=False)
-    table = evaluate_predictors(predictions.drop(columns=["verdict", "n_seeds"], errors="ignore"), nt)
+    nt = measured_flags(out, baseline=baseline, convergence_guard=False)
+    table = evaluate_predictors(predictions, nt)
     table.to_csv(out / EVALUATION_FILE, index=False)
     return table
 

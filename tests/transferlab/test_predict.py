@@ -42,12 +42,17 @@ def test_predictions_cover_every_pair_and_rank_sources(predicted):
     for target, g in table.groupby("target"):
         assert g["rank"].min() == 1 and g["rank"].max() == 3, target
     by_pair = table.set_index(["source", "target"])
-    assert by_pair.loc[("concept", "base"), "verdict"] == "hurt"
-    assert by_pair.loc[("base", "concept"), "verdict"] == "hurt"
-    assert by_pair.loc[("null", "base"), "verdict"] != "hurt"
+    # the pair's own test sees the renamed classes; the verdict, read after the matrix, is checked on it
+    assert by_pair.loc[("concept", "base"), "evidence"] == "hurt"
+    assert by_pair.loc[("base", "concept"), "evidence"] == "hurt"
+    assert by_pair.loc[("null", "base"), "evidence"] != "hurt"
     assert by_pair.loc[("concept", "base"), "rank"] == 3
     assert before["evaluation_table"] is None          # no matrix yet: nothing to score against
     assert before["seconds"]["total"] > 0
+    # before any measured row nothing checks the predictor: no hurt/help verdict, and it says why
+    assert set(before["table"].verdict) == {"unsure"}
+    assert before["table"].verdict_reason.str.startswith("not checked").all()
+    assert "verdicts" not in before
 
 
 def test_evaluation_against_the_finished_matrix(predicted):
@@ -62,6 +67,23 @@ def test_evaluation_against_the_finished_matrix(predicted):
     assert table.loc["source_model_acc", "auroc"] > 0.5
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert summary["matrix_seconds"] > summary["seconds"]["total"]
+    assert {"auroc_null_low", "auroc_null_high", "beats_trivial"} <= set(table.columns)
+
+
+def test_verdicts_after_the_matrix_are_checked_and_counted(predicted):
+    out, _, after = predicted
+    table = pd.read_csv(out / PREDICTIONS_FILE, keep_default_na=False).set_index(["source", "target"])
+    verdicts = after["verdicts"]
+    assert verdicts["baseline"] == "scratch" and verdicts["rows"] == 12
+    # every hurt call has a threshold and the counts it was checked on; pairs without one are unsure
+    hurt = table[table.verdict == "hurt"]
+    assert (hurt.checked_calls >= 3).all() and (hurt.checked_right <= hurt.checked_calls).all()
+    assert set(table.verdict) <= {"hurt", "help", "unsure"}
+    assert verdicts["hurt"]["pairs"] == len(hurt)
+    assert verdicts["hurt"]["pairs"] + verdicts["help"]["pairs"] + verdicts["unsure_pairs"] == 12
+    # the planted harm: a source whose classes are renamed measured below scratch, and predict says so
+    if len(hurt):
+        assert verdicts["hurt"]["right"] / verdicts["hurt"]["rows"] >= 0.8
 
 
 def test_cli_predict_scores_and_explain_writes_evidence(predicted, tmp_path, capsys):
