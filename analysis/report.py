@@ -1,14 +1,13 @@
 """The run report: ``build_report(run_dir)`` writes ``report.md``, a self-contained ``report.html`` and PNGs.
 
 What it reads: the run's records (:func:`analysis.load_results`, :func:`analysis.load_curves`) and its
-``run.json`` (the resolved config, to load the domains for distances; see :mod:`transferlab.store`). What it
-writes, into ``out`` (default the run folder)::
+``run.json`` (see :mod:`transferlab.store`) and the ``distances.csv`` written beside them where the data is
+(``transferlab report`` or ``transferlab distances``, :mod:`transferlab.distances`; this package never loads
+the data itself). What it writes, into ``out`` (default the run folder)::
 
     report.md         the report, figures linked as figures/<name>.png
     report.html       the same report with every figure embedded (base64 PNG): one file to send around
     figures/*.png     the figures
-    distances.csv     the domain distances per pair (reused on the next build; the file
-                      ``transferlab distances`` writes, so either can fill it)
 
 Sections: run summary; findings; the ranked worst pairs with their evidence (gain, CI, q, flag, distances);
 per method and budget > 0 a gain-vs-scratch heatmap (negative-transfer cells marked "NT") and a
@@ -51,11 +50,12 @@ from .report_sections import (_section_budget_curves, _section_distances, _secti
 from .report_summary import (RECOMMENDATIONS_FILE, SCRATCH, TARGET_ONLY, _Analysis, _section_findings,
                              _section_run, decision_baseline, recommendations, section_decisions)
 
-#: Distances the report computes per pair when ``distances.csv`` does not already hold them: each takes about
+#: Distances ``transferlab report`` computes per pair when ``distances.csv`` does not already hold them: each takes about
 #: a second per pair on a few thousand samples. ``otdd`` reads target labels (an oracle, for analysis only).
-#: ``proxy_a`` is left out: it is slow on wide features (16 s per Office-Caltech pair on 2 cores), and a
-#: linear domain classifier is blind after per-domain z-scoring (every projection has mean 0 in both domains).
-REPORT_DISTANCES = ("mmd2", "coral", "wasserstein", "otdd")
+#: ``proxy_a`` (linear) is left out: it is slow on wide features (16 s per Office-Caltech pair on 2 cores), and a
+#: linear domain classifier is blind after per-domain z-scoring (every projection has mean 0 in both domains);
+#: ``proxy_a_knn`` (5-NN domain classifier, 0.05-0.3 s a pair) sees beyond the first two moments.
+REPORT_DISTANCES = ("proxy_a_knn", "mmd2", "coral", "wasserstein", "otdd")
 DISTANCES_FILE = "distances.csv"
 FIGURES_DIR = "figures"
 TOP_PAIRS = 10
@@ -78,38 +78,14 @@ def _read_run_json(run_dir: Path) -> dict:
     return info if isinstance(info, dict) else {}
 
 
-def _load_domains(run_info: dict, run_dir: Path):
-    """The run's domains from its recorded config; the config's folder resolves relative data paths."""
-    from transferlab.config import parse_config
-    from adapt.domains import load_domains
-
-    raw = run_info.get("config")
-    if not isinstance(raw, Mapping):
-        raise TransferlabError("run.json holds no config")
-    cfg = parse_config(dict(raw), source=f"{run_dir / 'run.json'} (config)")
-    candidates = []
-    if run_info.get("config_path"):
-        candidates.append(Path(run_info["config_path"]).parent)
-    candidates += [Path.cwd(), run_dir]
-    last = None
-    for base in candidates:
-        try:
-            domains = load_domains(cfg.data, base)
-        except TransferlabError as err:  # a relative data path that does not resolve from here
-            last = err
-            continue
-        from transferlab.identity import verify_fingerprints
-
-        verify_fingerprints(domains, run_info.get("fingerprints"), str(run_dir),
-                            "distances would describe other data than the records")
-        return domains
-    raise last
-
-
-def _distances(run_info: dict, run_dir: Path, out: Path, pairs: list[tuple[str, str]],
-               which: Sequence[str]) -> tuple[pd.DataFrame | None, str]:
-    """The distance table ``source, target, <distance>...`` and a sentence on where it came from."""
-    for path in (out / DISTANCES_FILE, run_dir / DISTANCES_FILE):
+def _distances(run_dir: Path, out: Path, pairs: list[tuple[str, str]],
+               which: Sequence[str] | None) -> tuple[pd.DataFrame | None, str]:
+    """The distance table ``source, target, <distance>...`` read from ``distances.csv`` (written where the data
+    is: by ``transferlab report`` from the run's config, or ``transferlab distances``), and where it came from.
+    ``which`` keeps those columns only (``None``: every one; ``()``: none)."""
+    if which is not None and not len(which):
+        return None, "not computed (no distances asked for)"
+    for path in dict.fromkeys((out / DISTANCES_FILE, run_dir / DISTANCES_FILE)):
         if path.is_file():
             try:
                 table = pd.read_csv(path)
@@ -117,40 +93,15 @@ def _distances(run_info: dict, run_dir: Path, out: Path, pairs: list[tuple[str, 
                 continue
             have = set(zip(table.get("source", []), table.get("target", [])))
             if {"source", "target"} <= set(table.columns) and set(pairs) <= have:
+                if which is not None:
+                    table = table[["source", "target", *[c for c in which if c in table.columns]]]
                 return table, f"read from `{path}`"
-    if not which:
-        return None, "not computed (no distances asked for)"
-    try:
-        domains = _load_domains(run_info, run_dir)
-    except Exception as err:  # noqa: BLE001 - a report without distances is still a report
-        return None, f"unavailable: cannot load the run's domains ({type(err).__name__}: {err})"
-    from .distances import domain_distances
-
-    rows = []
-    for s, t in pairs:
-        if s not in domains or t not in domains:
-            continue
-        a, b = domains[s], domains[t]
-        if a.kind == "text" or b.kind == "text":
-            return None, "unavailable: text domains have no input-space distances (encode them first)"
-        xs = np.asarray(a.X, dtype=np.float64).reshape(len(a.X), -1)
-        xt = np.asarray(b.X, dtype=np.float64).reshape(len(b.X), -1)
-        rows.append({"source": s, "target": t,
-                     **domain_distances(xs, xt, a.y, b.y, which=list(which), seed=0)})
-    if not rows:
-        return None, "unavailable: none of the run's pairs are in its domains"
-    table = pd.DataFrame(rows)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / DISTANCES_FILE, index=False)
-        where = (f"computed on the inputs as the config loads them (after its preprocessing; images "
-                 f"flattened) and written to `{out / DISTANCES_FILE}`")
-    except OSError:
-        where = "computed on the inputs as the config loads them (after its preprocessing; images flattened)"
-    return table, where
+    return None, (f"not computed: no `{DISTANCES_FILE}` covering the run's pairs in the run folder "
+                  f"(`transferlab report` computes it from the run's data; or `transferlab distances CONFIG "
+                  f"--out {run_dir}`)")
 
 
-def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -> _Analysis:
+def _analyse(run_dir: Path, out: Path, distances: Sequence[str] | None, alpha: float) -> _Analysis:
     from . import negative
     from .results import load_outcomes, load_results
 
@@ -213,7 +164,7 @@ def _analyse(run_dir: Path, out: Path, distances: Sequence[str], alpha: float) -
     pairs = [tuple(p) for p in run_info.get("pairs") or []]
     pairs = pairs or list(dict.fromkeys(zip(df["source"], df["target"])))
     pairs = [p for p in pairs if p[0] != p[1]]
-    a.dist, a.dist_note = _distances(run_info, run_dir, out, pairs, distances)
+    a.dist, a.dist_note = _distances(run_dir, out, pairs, distances)
     return a
 
 
@@ -265,7 +216,7 @@ def _plain(v):
 
 # ---------------------------------------------------------------------------------------------- build
 def build_report(run_dir: str | Path, cell=None, out: str | Path | None = None, *,
-                 distances: Sequence[str] = REPORT_DISTANCES, alpha: float = 0.05,
+                 distances: Sequence[str] | None = None, alpha: float = 0.05,
                  top: int = TOP_PAIRS) -> Path:
     """Build the report of a run folder; returns the path of ``report.md`` (``report.html`` is beside it).
 
@@ -278,10 +229,11 @@ def build_report(run_dir: str | Path, cell=None, out: str | Path | None = None, 
         ``source, target, method, budget, seed``, or a ``(source, target, method, budget[, seed])`` tuple.
         Default: the worst flagged cell (lowest gain among rows flagged negative transfer), all its seeds.
     out : str or Path, optional
-        Folder for ``report.md``, ``report.html``, ``figures/`` and ``distances.csv`` (default ``run_dir``).
-    distances : sequence of str
-        Distances (names of ``analysis.distances.DISTANCES``) to compute per pair when no
-        ``distances.csv`` covers the run's pairs; ``()`` skips them.
+        Folder for ``report.md``, ``report.html`` and ``figures/`` (default ``run_dir``); a ``distances.csv``
+        there is read before the run folder's.
+    distances : sequence of str, optional
+        Columns of ``distances.csv`` to show (default: every one it has; ``()``: no distances section data).
+        The table is read, never computed here: ``transferlab report`` fills it from the run's data.
     alpha : float
         FDR level of the negative-transfer and DA-harm flags.
     top : int

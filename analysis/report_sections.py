@@ -180,6 +180,14 @@ def _section_distances(doc: _Doc, a: _Analysis, figs: _Figures) -> None:
         return
     doc.para(f"Distances between the inputs of each pair ({a.dist_note}). `otdd`/`class_w2` read the "
              f"target labels (oracle quantities for analysis, not for model selection).")
+    negative = [_pair(s, t) for s, t, v in zip(a.dist["source"], a.dist["target"],
+                                                 pd.to_numeric(a.dist.get("mmd2", pd.Series(dtype=float)),
+                                                               errors="coerce")) if v < 0]
+    if negative:
+        doc.para(f"`mmd2` is below 0 for {', '.join(negative)}. It is the unbiased estimate (Gretton et al., JMLR "
+                 "2012): the within-sample kernel means leave out the diagonal, so when the two samples are no "
+                 "more different than two draws of one distribution it scatters around 0 and can dip below it. "
+                 "Read a negative value as 0 — no difference this sample size can see.")
     dist = a.dist.copy()
     dist.insert(0, "pair", [_pair(s, t) for s, t in zip(dist.pop("source"), dist.pop("target"))])
     for c in cols:

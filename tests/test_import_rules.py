@@ -20,7 +20,6 @@ TEMPORARY_ALLOWLIST: set[tuple[str, str]] = {
     ("analysis/negative.py", "adapt"),
     ("analysis/predictors.py", "adapt"),
     ("analysis/report.py", "adapt"),
-    ("analysis/report.py", "transferlab"),
     ("analysis/results.py", "adapt"),
     ("analysis/results.py", "transferlab"),
     ("analysis/transferability.py", "adapt"),

@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Compute domain distances on the raw inputs (images flattened) for "
                                       "every pair of the config, print a table and write a CSV.")
     dist.add_argument("config", metavar="CONFIG.yaml")
-    dist.add_argument("--out", metavar="FILE", help="CSV to write (default: results/<name>/distances.csv)")
+    dist.add_argument("--out", metavar="FILE|RUN_DIR", help="CSV to write, or a folder (a run's) to write "
+                      "distances.csv into, where the report reads it (default: results/<name>/distances.csv)")
     dist.add_argument("--which", metavar="NAMES",
                       help="comma-separated distance names (default: all that apply; see "
                            "analysis.distances.DISTANCES)")
@@ -297,45 +298,28 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_distances(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from transferlab.config import load_config
-    from transferlab.plan import plan_distances
+    from transferlab.distances import DISTANCES_FILE, distance_rows, write_table
+    from transferlab.plan import default_run_dir, plan_distances
     from transferlab.tables import format_table
 
     config = load_config(args.config)
-    try:
-        from analysis.distances import domain_distances
-    except ImportError as err:
-        raise TransferlabError(f"distances need the analysis package ({err})") from None
     which = [w.strip() for w in args.which.split(",") if w.strip()] if args.which else None
     domains, pairs = plan_distances(config)
-    rows = []
-    for source, target in pairs:
-        s, t = domains[source], domains[target]
-        for dom in (s, t):
-            if dom.kind == "text":
-                raise TransferlabError(f"domain {dom.name!r} holds text; distances need vector or image "
-                                       f"inputs (encode it first)")
-        xs = np.asarray(s.X, dtype=np.float64).reshape(len(s.X), -1)
-        xt = np.asarray(t.X, dtype=np.float64).reshape(len(t.X), -1)
-        labels = {} if args.unlabelled else {"ys": s.y, "yt": t.y}
-        print(f"{source} -> {target} ...", file=sys.stderr, flush=True)
-        values = domain_distances(xs, xt, which=which, seed=args.seed, **labels)
-        rows.append({"source": source, "target": target, **{k: float(v) for k, v in values.items()}})
+    rows = distance_rows(domains, pairs, which=which, seed=args.seed, labels=not args.unlabelled,
+                         log=lambda msg: print(msg, file=sys.stderr, flush=True))
     columns = [("source", "source"), ("target", "target")] + [(k, k) for k in rows[0] if k not in
                                                                  ("source", "target")]
     print(format_table(rows, columns, float_format="{:.4g}"))
-    out = Path(args.out) if args.out else Path("results") / config.name / "distances.csv"
-    import pandas as pd
-
-    from transferlab.store import atomic_write_bytes
-
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out, pd.DataFrame(rows).to_csv(index=False).encode())
-    except OSError as err:
-        raise TransferlabError(f"{out}: cannot write ({err.strerror})") from None
+    negative = [f"{r['source']}->{r['target']}" for r in rows if r.get("mmd2", 0) < 0]
+    if negative:
+        print(f"mmd2 < 0 for {', '.join(negative)}: the unbiased estimate dips below 0 when the two samples are no "
+              f"more different than two draws of one distribution (read it as 0; mmd_pvalue tests it)")
+    # the run's folder by default (run --out puts it elsewhere: pass that folder, or a file name, as --out)
+    out = Path(args.out) if args.out else default_run_dir(config) / DISTANCES_FILE
+    if out.is_dir() or (args.out and args.out.endswith(("/", "\\"))):
+        out = out / DISTANCES_FILE
+    write_table(rows, out)
     print(f"wrote {out}")
     return EXIT_OK
 
@@ -354,6 +338,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     import time
 
     t0 = time.perf_counter()
+    from transferlab.distances import ensure_run_distances
+
+    print(ensure_run_distances(run_dir))  # where the data is: analysis reads distances.csv, never the data
     path = build_report(run_dir)
     took = time.perf_counter() - t0
     print(f"report: {path}")

@@ -135,6 +135,42 @@ def test_proxy_a_distance_extremes():
     assert 0.0 <= D.proxy_a_distance(a.X, b.X, classifier="linear_svm") <= 0.25
 
 
+def test_proxy_a_knn_sees_domains_a_linear_classifier_cannot_after_per_domain_zscoring():
+    """Same per-feature mean and variance in both domains (z-scored per domain, as Office-Caltech10 is), different
+    joint structure: the linear classifier reads 0, the 5-NN one does not (issue 24)."""
+    a = make_shift_domain("base", n_samples=400, n_features=8).X
+    b = make_shift_domain("cov", covariate=1.0, n_samples=400, n_features=8).X
+    z = lambda x: (x - x.mean(0)) / x.std(0)  # noqa: E731
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    za, zb = z(a), z(b)
+    assert np.allclose(za.mean(0), zb.mean(0), atol=1e-9) and np.allclose(za.std(0), zb.std(0))
+    assert D.proxy_a_distance(za, zb) <= 0.2
+    assert D.proxy_a_distance(za, zb, classifier="knn") >= 0.5
+    null = z(make_shift_domain("null", n_samples=400, n_features=8).X)
+    assert D.proxy_a_distance(za, null, classifier="knn") <= 0.25
+    assert D.domain_distances(a, b, which=["proxy_a_knn"])["proxy_a_knn"] == D.proxy_a_distance(a, b, classifier="knn")
+
+
+def test_every_distance_grows_with_covariate_severity():
+    """On the `shift` family, covariate severity 0 -> 1: every distance rises with it (Spearman >= 0.9), and the
+    MMD test's p-value falls from 'same distribution' to 'different'."""
+    severities = [0.0, 0.25, 0.5, 0.75, 1.0]
+    base = make_shift_domain("base", n_samples=300, seed=3)
+    shifted = [make_shift_domain(f"cov{s}", covariate=s, n_samples=300, seed=3) for s in severities]
+    names = [n for n in D.DISTANCES if n != "mmd_pvalue"]
+    values = {n: [] for n in names}
+    pvalues = []
+    for d in shifted:
+        got = D.domain_distances(base.X, d.X, base.y, d.y, which=[*names, "mmd_pvalue"], seed=0)
+        for n in names:
+            values[n].append(got[n])
+        pvalues.append(got["mmd_pvalue"])
+    for n in names:
+        rho = scipy.stats.spearmanr(severities, values[n]).statistic
+        assert rho >= 0.9, (n, values[n])
+    assert pvalues[0] > 0.05 and pvalues[-1] < 0.01
+
+
 def _bures_sqrtm(m1, c1, m2, c2):
     r2 = scipy.linalg.sqrtm(c2)
     cross = np.real(scipy.linalg.sqrtm(r2 @ c1 @ r2))

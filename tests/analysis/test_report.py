@@ -95,8 +95,12 @@ def section(md: str, title: str) -> str:
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
+    from transferlab.distances import ensure_run_distances
+
     run = make_run(tmp_path_factory.mktemp("full"))
-    md_path = build_report(run, distances=("coral", "mmd2_linear"))
+    # distances are computed where the data is (transferlab), then read by the report
+    assert "wrote" in ensure_run_distances(run, which=("coral", "mmd2_linear"))
+    md_path = build_report(run)
     return run, md_path, md_path.read_text()
 
 
@@ -266,6 +270,20 @@ def test_report_unconverged_source_effect_and_zero_variance(tmp_path):
     source = section(md, "Source effect (vs target-only)")
     assert "Baseline: **`target-only`**" in source and "| rotated → original | finetune | 5 |" in source
     assert "rows against `target-only`" in section(md, "Findings")
+
+
+def test_report_reads_distances_and_explains_a_negative_mmd2(tmp_path):
+    import pandas as pd
+
+    run = make_run(tmp_path / "run")
+    md = build_report(run).read_text()
+    assert "not computed: no `distances.csv`" in section(md, "Distances vs gain")   # nothing loaded here
+    pairs = json.loads((run / "run.json").read_text())["pairs"]
+    pd.DataFrame([{"source": s, "target": t, "mmd2": -0.002 if (s, t) == ("original", "rotated") else 0.3,
+                   "coral": 1.0 + i} for i, (s, t) in enumerate(pairs)]).to_csv(run / "distances.csv", index=False)
+    text = section(build_report(run).read_text(), "Distances vs gain")
+    assert "read from" in text
+    assert "`mmd2` is below 0 for original → rotated" in text and "Read a negative value as 0" in text
 
 
 def test_cli_report_calls_build_report(full, capsys):

@@ -186,6 +186,20 @@ def test_distances_table_and_csv(tmp_path, capsys):
     assert (df["coral"] >= 0).all()
 
 
+def test_distances_into_a_run_folder_and_the_report_reads_them(tmp_path, capsys):
+    """--out RUN_DIR writes RUN_DIR/distances.csv, where the report reads it; analysis loads no data."""
+    pytest.importorskip("analysis.distances")
+    path = write_config(tmp_path, pairs=[["a", "b"], ["b", "a"]])
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    assert main(["distances", str(path), "--out", str(run_dir), "--which", "mmd2,coral"]) == 0
+    assert f"wrote {run_dir / 'distances.csv'}" in capsys.readouterr().out
+    from transferlab.distances import covers
+
+    assert covers(run_dir / "distances.csv", [("a", "b"), ("b", "a")])
+    assert not covers(run_dir / "distances.csv", [("a", "c")])
+
+
 def test_distances_flattens_images_and_rejects_unknown_names(tmp_path, capsys):
     pytest.importorskip("analysis.distances")
     path = write_config(tmp_path, data={"kind": "digits", "names": ["original", "inverted"]})

@@ -121,10 +121,11 @@ def test_changed_data_is_refused_and_supersede_makes_new_cells(workdir, capsys):
     # reading the finished run against the changed files is refused too (explanations, report distances)
     rc, _, err = run(["explain", str(out)], capsys)
     assert_refused(rc, err, "data changed on disk since the run", "'b'")
-    from analysis.report import _load_domains
+    from transferlab.distances import ensure_run_distances, run_domains
 
     with pytest.raises(Exception, match="fingerprint of domain"):
-        _load_domains(json.loads((out / "run.json").read_text()), out)
+        run_domains(json.loads((out / "run.json").read_text()), out)
+    assert "fingerprint of domain" in ensure_run_distances(out)   # said in one line; nothing written
     assert snapshot(out) == before
 
     rc, stdout, _ = run(["run", str(cfg), "--out", str(out), "--supersede", *INLINE], capsys)
