@@ -11,7 +11,9 @@ Modules, one concern each:
   :func:`verdict_counts`;
 - :mod:`analysis.distances` — proxy A-distance, MMD (+ permutation test, linear time), CORAL, W₂, OTDD;
 - :mod:`analysis.transferability` — LogME, LEEP, NCE, H-score;
-- :mod:`analysis.predictors` — which distance predicts gain or harm (Spearman ρ, AUROC).
+- :mod:`analysis.predictors` — which distance predicts gain or harm (Spearman ρ, AUROC);
+- :mod:`analysis.simulate` — simulated results frames with known truth (Gaussian or whole-count binomial test
+  noise) and the adaptive seed procedure driven through :func:`more_seeds`: calibration, power, study sizing.
 
 Importing this package loads numpy and pandas only; torch, POT, scipy and scikit-learn are imported by
 the functions that use them.

@@ -15,6 +15,7 @@ import pytest
 from scipy import optimize, stats
 
 from analysis import budget_crossover, budget_zero, da_harm, negative_transfer, ok_rows, variance_prior
+from analysis.stats import variance_trend_prior
 from analysis import plots
 
 
@@ -68,10 +69,11 @@ def test_zero_variances_enter_the_prior_censored_not_as_log_zero():
 
 
 def test_moderated_t_matches_the_formula():
+    """t, df, p and CI from the limma formula with the prior the table reports: per row s0² = prior_sd², d0."""
     df = _matrix(seed=2)
     out = negative_transfer(df, min_effect=0.0)
     d = (df[df.method == "finetune"].accuracy.to_numpy() - df[df.method == "scratch"].accuracy.to_numpy()).reshape(12, 3)
-    s0sq, d0 = variance_prior(d.var(1, ddof=1), np.full(12, 2), resolution=np.full(12, 1 / 200))
+    s0sq, d0 = out.prior_sd.to_numpy() ** 2, out.prior_df.iloc[0]
     s2 = (d0 * s0sq + 2 * d.var(1, ddof=1)) / (d0 + 2)
     t = d.mean(1) / np.sqrt(s2 / 3)
     np.testing.assert_allclose(out.t, t, rtol=1e-9)
@@ -79,7 +81,39 @@ def test_moderated_t_matches_the_formula():
     np.testing.assert_allclose(out.p_two_sided, 2 * stats.t.sf(np.abs(t), d0 + 2), rtol=1e-9)
     half = stats.t.ppf(0.975, d0 + 2) * np.sqrt(s2 / 3)
     np.testing.assert_allclose(out.ci_low, d.mean(1) - half, rtol=1e-9)
-    assert (out.test == "moderated").all() and out.prior_df.iloc[0] == pytest.approx(d0)
+    assert (out.test == "moderated").all()
+    # the prior is the trend fit on these rows (zero variances censored below one example)
+    a = df[df.method == "finetune"].accuracy.to_numpy().reshape(12, 3)
+    b = df[df.method == "scratch"].accuracy.to_numpy().reshape(12, 3)
+    c = ((a * (1 - a) + b * (1 - b)) / 200).mean(1)
+    tau2, kappa, d0_fit = variance_trend_prior(d.var(1, ddof=1), np.full(12, 2), c, resolution=np.full(12, 1 / 200))
+    np.testing.assert_allclose(s0sq, tau2 + kappa * c, rtol=1e-9)
+    assert d0 == pytest.approx(d0_fit)
+
+
+def test_variance_trend_prior_recovers_a_known_trend_and_matches_scipys_likelihood():
+    """Rows whose prior variance is tau² + kappa·c (c from test splits of 47 to 600): the ML fit finds
+    (tau², kappa, d0), and it is the maximum of scipy's own F likelihood (Nelder–Mead, independent code)."""
+    rng = np.random.default_rng(4)
+    rows, nu = 3000, 4
+    c = rng.uniform(0.4, 0.5, rows) / rng.choice([47, 89, 287, 337, 600], rows)
+    tau2, kappa, d0 = 0.01 ** 2, 0.6, 12.0
+    sigma2 = (tau2 + kappa * c) * d0 / rng.chisquare(d0, rows)
+    s2 = sigma2 * rng.chisquare(nu, rows) / nu
+    est = variance_trend_prior(s2, np.full(rows, nu), c)
+    assert est[0] == pytest.approx(tau2, rel=0.3) and est[1] == pytest.approx(kappa, rel=0.1)
+    assert est[2] == pytest.approx(d0, rel=0.3)
+
+    def nll(th):
+        s0 = np.exp(th[0]) + np.exp(th[1]) * c
+        return -(stats.f.logpdf(s2 / s0, nu, np.exp(th[2])) - np.log(s0)).sum()
+
+    ref = optimize.minimize(nll, np.log([1e-4, 0.5, 10.0]), method="Nelder-Mead",
+                            options=dict(xatol=1e-8, fatol=1e-10, maxiter=4000))
+    np.testing.assert_allclose(est, np.exp(ref.x), rtol=2e-3)
+    # without a usable covariate the trend fit is the constant prior
+    const = variance_trend_prior(s2, np.full(rows, nu), None)
+    assert const[1] == 0.0 and (const[0], const[2]) == pytest.approx(variance_prior(s2, np.full(rows, nu)))
 
 
 # ------------------------------------------------------------------------------------------ degenerate rows
