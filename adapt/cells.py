@@ -57,12 +57,26 @@ class Cell:
     target_labels: int | None = None  # labelled target samples the budget gives (a fact, not identity)
     # plugin code it runs: {"method": identity, "backbone": identity} (adapt.plugins); empty for built-ins
     code: dict = field(default_factory=dict, hash=False, compare=False)
+    # a sweep's configuration: the entry's label (``dann`` for ``dann[trade_off=0.3]``; empty outside sweeps) and
+    # its grid point — names, not settings (the values are in method_params/train): not identity
+    sweep: str = ""
+    grid: dict = field(default_factory=dict, hash=False, compare=False)
+    grid_index: int = 0              # the configuration's place in its grid (selection's tie-break: first wins)
+    # what the cell computes at train time for label-free selection (adapt.selection): the held-out source
+    # fraction and the labelled-target folds; it changes what the cell trains on, so it is identity (empty:
+    # no selection, and keys as before sweeps existed)
+    selection: dict = field(default_factory=dict, hash=False, compare=False)
 
     def _identity(self, with_source: bool) -> dict:
         ident = asdict(self)
         ident["version"] = RECORD_VERSION
         ident.pop("method")  # a label is a name, not a setting: renaming must not rerun
         ident.pop("target_labels")  # follows from the data, seed and budget, which are all in the key
+        ident.pop("sweep")
+        ident.pop("grid")
+        ident.pop("grid_index")
+        if not ident["selection"]:
+            ident.pop("selection")
         if not ident["code"]:  # built-ins only: keys stay what they were before plugins existed
             ident.pop("code")
         ident["train"] = {k: v for k, v in ident["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}

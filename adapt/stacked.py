@@ -166,6 +166,8 @@ def stack_blocker(cell: Cell) -> str | None:
         return f"train.selection {tcfg['selection']} picks a checkpoint per cell"
     if tcfg.get("save_models"):
         return "train.save_models keeps each cell's own network"
+    if cell.selection:  # hook: call adapt.selection.cell_evidence per member after run_group to lift this
+        return "selection evidence (adapt.selection) is computed per cell after its training"
     if tcfg.get("augment"):
         return "train.augment draws per-cell augmentations"
     if tcfg.get("amp") and str(tcfg.get("device", "auto")) != "cpu" and torch.cuda.is_available() \

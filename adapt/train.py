@@ -184,6 +184,9 @@ class _Problem:
     # where each array came from: name -> (the whole domain array, row indices), so frozen-prefix features are
     # computed once per domain (adapt.features) and sliced; None for derived problems (closed-form CORAL)
     origins: dict | None = None
+    # source samples held out of training for label-free selection (adapt.selection); None without a protocol
+    Xs_val: np.ndarray | None = None
+    ys_val: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------- entry
@@ -203,6 +206,10 @@ def run_cell(cell: Cell, source: Domain, target: Domain, device: str | None = No
     t0 = time.perf_counter()
     run, record = prepare_cell(cell, source, target, device)
     record.update(run.method_cls.fit_cell(run))
+    if cell.selection and record.get("status") == "ok":  # what label-free selection reads (adapt.selection)
+        from .selection import cell_evidence
+
+        record["selection_evidence"] = cell_evidence(run, run.kept.get("model"))
     record["wall_time"] = round(time.perf_counter() - t0, 3)
     return (record, run.kept.get("model")) if return_model else record
 
@@ -225,7 +232,7 @@ def prepare_cell(cell: Cell, source: Domain, target: Domain, device: str | None 
     if dcfg.get("transductive") and cell.budget > 0:
         raise ValueError(f"data.transductive: the transductive protocol is unsupervised (its test samples are "
                          f"the training pool): it needs budget 0, got {cell.budget}")
-    problem = _make_problem(cell, source, target, dcfg)
+    problem = _make_problem(cell, source, target, dcfg, hold_out_source=method_cls.uses_source)
 
     record: dict = {
         "source": cell.source, "target": cell.target, "method": cell.method, "method_name": cell.method_name,
@@ -243,7 +250,7 @@ def prepare_cell(cell: Cell, source: Domain, target: Domain, device: str | None 
     return run, record
 
 
-def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Problem:
+def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict, hold_out_source: bool = True) -> _Problem:
     if source.kind != target.kind:
         raise ValueError(f"source {source.name!r} is {source.kind} but target {target.name!r} is {target.kind}")
     if source.input_shape != target.input_shape:
@@ -267,6 +274,15 @@ def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Pr
     else:
         Xs, ys = source.X, source.y
         src_origin = (source.X, np.arange(len(source.X)))
+    Xs_val = ys_val = None
+    fraction = (cell.selection or {}).get("source_holdout")
+    if fraction and hold_out_source:  # label-free selection validates on source samples it never trained on
+        from .selection import holdout_indices
+
+        keep, held = holdout_indices(ys, float(fraction), cell.seed)
+        Xs_val, ys_val = Xs[held], ys[held]
+        Xs, ys = Xs[keep], ys[keep]
+        src_origin = (src_origin[0], np.asarray(src_origin[1])[keep])
     test_pool = target.X_test if split.given_test else target.X
     origins = {"Xs": src_origin, "X_lab": (target.X, lab), "X_unl": (target.X, split.train),
                "X_test": (test_pool, split.test)}
@@ -274,7 +290,8 @@ def _make_problem(cell: Cell, source: Domain, target: Domain, dcfg: dict) -> _Pr
                     n_classes=max(source.n_classes, target.n_classes), Xs=Xs, ys=ys,
                     X_lab=target.X[lab], y_lab=target.y[lab], X_unl=target.X[split.train],
                     X_test=X_test, y_test=y_test, lab_index=np.asarray(lab, np.int64),
-                    test_index=split.test, given_test=split.given_test, origins=origins)
+                    test_index=split.test, given_test=split.given_test, origins=origins,
+                    Xs_val=Xs_val, ys_val=ys_val)
 
 
 def init_model(mcfg: dict, kind: str, input_shape, n_classes: int, seed: int) -> Classifier:

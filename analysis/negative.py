@@ -136,6 +136,8 @@ import pandas as pd
 
 from adapt.errors import TransferlabError
 
+from .selection import selected_rows
+
 from .stats import (
     ZERO_VARIANCE,
     benjamini_hochberg,
@@ -177,9 +179,12 @@ def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The rows every statistic, plot and report table uses: finished cells with a finite accuracy.
 
     ``status == "ok"`` (case and surrounding blanks ignored; every row when the table has no ``status``
-    column) and ``accuracy`` numeric and finite. Failed or diverged cells never count.
+    column) and ``accuracy`` numeric and finite. Failed or diverged cells never count. A sweep's table (a
+    ``selected`` column, :func:`analysis.load_results`) keeps each group's selected configuration under the
+    sweep's label (:func:`analysis.selection.selected_rows`): verdicts judge the configuration a label-free rule
+    chose, never the best one on the test split.
     """
-    out = df
+    out = selected_rows(df)
     if "status" in out.columns:
         out = out[out["status"].astype(str).str.strip().str.lower() == OK_STATUS]
     if "accuracy" in out.columns:

@@ -22,6 +22,8 @@ import pandas as pd
 from adapt.errors import TransferlabError
 from transferlab.store import flatten_record
 
+from .selection import DEFAULT_RULE, RULES, select
+
 KEY_COLUMNS = ("source", "target", "method", "seed", "budget", "accuracy", "status")
 CONVERGENCE_COLUMNS = ("converged", "convergence_reason")
 SORT_COLUMNS = ["source", "target", "method", "budget", "seed", "cell_id"]
@@ -80,7 +82,7 @@ def current_cell_keys(run_dir: str | Path) -> set[str] | None:
     return {c.get("key") for c in cells if isinstance(c, dict)}
 
 
-def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame:
+def load_results(run_dir: str | Path, *, cells: str = "current", selection: str | None = None) -> pd.DataFrame:
     """The run's records as a flat table, one row per cell record.
 
     Parameters
@@ -92,6 +94,11 @@ def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame
         (``run.json``'s ``cells``); records left by an earlier question of the folder (``--supersede``) or by
         cells a later config dropped are left out, counted in ``frame.attrs["other_records"]`` and named in a
         warning. ``"all"``: every record in ``cells/``.
+    selection : str, optional
+        A sweep's label-free selection rule (:data:`analysis.selection.RULES`); default the run's
+        (``run.json``'s ``config.selection.rule``; :data:`analysis.selection.DEFAULT_RULE` for records of a sweep
+        without one). Another rule re-selects from the same records (every rule's evidence is recorded at train
+        time, ``target-cv``'s only where the run's rule was ``target-cv``).
 
     Returns
     -------
@@ -105,6 +112,11 @@ def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame
         before convergence was measured count as converged with no reason; the per-phase measurements are
         the ``convergence.<phase>.<field>`` columns (``rel_drop``, ``acc_climbing``, … see
         :mod:`adapt.convergence`).
+        A run with a sweep (or a ``selection:`` section) adds ``selected`` (bool): the configuration the rule
+        picks in each (source, target, sweep, budget, seed) group, from the ``selection_evidence.*`` columns only
+        (:func:`analysis.selection.select`), with ``sweep``, ``grid_index``, ``selection_rule`` and
+        ``selection_score``. Statistics (:func:`analysis.ok_rows`) then use the selected rows, under the sweep's
+        label; :func:`analysis.selection.oracle_gap` compares them with the best configuration on the test split.
 
     Raises
     ------
@@ -141,9 +153,29 @@ def load_results(run_dir: str | Path, *, cells: str = "current") -> pd.DataFrame
         frame["convergence_reason"].notna(), None)
     rest = [c for c in frame.columns if c not in KEY_COLUMNS and c != "cell_id"]
     out = _sorted(frame[[*KEY_COLUMNS, "cell_id", *rest]])
+    rule = selection or _config_selection_rule(run_dir)
+    if rule is None and "sweep" in out.columns and out["sweep"].notna().any():
+        rule = DEFAULT_RULE
+    if rule is not None:
+        if rule not in RULES:
+            raise TransferlabError(f"load_results: unknown selection rule {rule!r}; expected one of {list(RULES)}")
+        out = select(out, rule)
     out.attrs["other_records"] = others
     out.attrs["seeds"] = _config_seeds(run_dir)
+    out.attrs["selection"] = rule
     return out
+
+
+def _config_selection_rule(run_dir: str | Path) -> str | None:
+    """The rule of the run's ``selection:`` section (``run.json``'s ``config.selection.rule``), ``None`` without."""
+    try:
+        info = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    config = info.get("config") if isinstance(info, dict) else None
+    section = config.get("selection") if isinstance(config, dict) else None
+    rule = section.get("rule") if isinstance(section, dict) else None
+    return rule if isinstance(rule, str) else None
 
 
 def _config_seeds(run_dir: str | Path) -> Any:

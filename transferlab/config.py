@@ -20,6 +20,7 @@ Defaults live in :mod:`adapt.defaults` (``DATA_DEFAULTS``, ``MODEL_DEFAULTS``, `
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from adapt.defaults import DATA_DEFAULTS, MODEL_DEFAULTS, TRAIN_DEFAULTS
 from adapt.errors import ConfigError, TransferlabError
 
 TOP_LEVEL_KEYS = ("name", "data", "domains", "pairs", "methods", "budgets", "seeds", "model", "train",
-                  "budget_policy")
+                  "budget_policy", "selection")
 # Written by Config.to_dict (run.json) and derived again on every load, so ignored when read back.
 DERIVED_KEYS = ("plugins",)
 
@@ -86,6 +87,13 @@ PLUGIN_MODEL_KEYS = {"options"}
 TRAIN_KEYS = set(TRAIN_DEFAULTS) | {"momentum", "grad_clip", "source_fraction", "lr_schedule", "flip",
                                    "feature_cache", "save_models"}
 SELECTION_RULES = ("last", "im", "snd", "entropy")
+# Sweeps (a list is a grid): the train keys a list may give, one configuration per value. Every other train key
+# is the comparison's protocol (steps, schedule, evaluation, device …), the same for every arm and every
+# configuration, so a list there is refused.
+SWEEPABLE_TRAIN_KEYS = ("lr", "weight_decay", "batch_size", "optimizer", "momentum", "grad_clip", "source_fraction")
+# The top-level ``selection:`` section (label-free choice among a sweep's configurations, analysis.selection):
+# what the cells compute for it at train time (adapt.selection) is part of their identity.
+SELECTION_DEFAULTS: dict[str, Any] = {"rule": None, "source_holdout": 0.2, "folds": 3}
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 METHOD_NAMES = ("finetune", "dann", "coral", "coral-closed", "scratch", "target-only")
@@ -100,6 +108,12 @@ class MethodSpec:
     params: dict = field(default_factory=dict, hash=False, compare=False)
     # a plugin's code identity (adapt.plugins.code_identity), empty for a built-in
     code: dict = field(default_factory=dict, hash=False, compare=False)
+    # one configuration of a sweep: the label the entry had (``dann``; empty when the entry has no grid), the
+    # grid point (``{"trade_off": 0.3, "lr": 0.001}``, method params then train keys) and its train values
+    sweep: str = ""
+    grid: dict = field(default_factory=dict, hash=False, compare=False)
+    train: dict = field(default_factory=dict, hash=False, compare=False)
+    grid_index: int = 0
 
 
 @dataclass
@@ -114,10 +128,32 @@ class Config:
     budgets: list[int]
     seeds: list[int]
     model: dict
-    train: dict
+    train: dict                      # a swept key holds its list of values (each MethodSpec.train one of them)
     budget_policy: str = "error"
     path: Path | None = None
     backbone_code: dict = field(default_factory=dict)  # a plugin backbone's code identity, else empty
+    # the methods as written, grids unexpanded (what run.json records); None: one entry per MethodSpec
+    method_entries: list[dict] | None = None
+    # the top-level ``selection:`` ({rule, source_holdout, folds}); None when the config has no sweep and no section
+    selection: dict | None = None
+
+    @property
+    def sweeps(self) -> bool:
+        """Whether some method or ``train:`` value is a grid."""
+        return any(m.sweep for m in self.methods)
+
+    def cell_train(self, spec: MethodSpec) -> dict:
+        """The train settings a cell of configuration ``spec`` trains with (the grid point's values filled in)."""
+        return {**self.train, **spec.train}
+
+    def selection_protocol(self) -> dict:
+        """What every cell computes at train time for the selection rule (part of its key; empty without
+        ``selection``): the held-out source fraction, and the folds of labelled-target cross-validation (0 unless
+        the rule is ``target-cv``)."""
+        if not self.selection:
+            return {}
+        return {"source_holdout": self.selection["source_holdout"],
+                "folds": self.selection["folds"] if self.selection["rule"] == "target-cv" else 0}
 
     @property
     def base_dir(self) -> Path:
@@ -135,17 +171,19 @@ class Config:
             "data": copy.deepcopy(self.data),
             "domains": self.domains,
             "pairs": self.pairs if isinstance(self.pairs, str) else [list(p) for p in self.pairs],
-            "methods": [{"name": m.name, "label": m.label, **({"class": m.code["path"]} if m.code.get("path")
-                                                                and not m.code.get("entry_point") else {}),
-                         **m.params} for m in self.methods],
+            "methods": copy.deepcopy(self.method_entries) if self.method_entries is not None else [
+                {"name": m.name, "label": m.label, **({"class": m.code["path"]} if m.code.get("path")
+                                                      and not m.code.get("entry_point") else {}),
+                 **m.params} for m in self.methods],
             "budgets": list(self.budgets),
             "seeds": list(self.seeds),
             "model": copy.deepcopy(self.model),
             "train": copy.deepcopy(self.train),
             "budget_policy": self.budget_policy,
+            **({"selection": dict(self.selection)} if self.selection else {}),
         }
         plugins = {**({"backbone": self.backbone_code} if self.backbone_code else {}),
-                   **({"methods": {m.label: m.code for m in self.methods if m.code}}
+                   **({"methods": {m.sweep or m.label: m.code for m in self.methods if m.code}}
                       if any(m.code for m in self.methods) else {})}
         if plugins:  # what identifies the plugins' code (transferlab.identity compares it)
             out["plugins"] = copy.deepcopy(plugins)
@@ -231,11 +269,12 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
 
     pairs = _parse_pairs(raw.get("pairs", "all"), fail)
     search = path.resolve().parent if path is not None else None  # plugin modules beside the config
-    methods = _parse_methods(raw.get("methods"), fail, search)
+    train, train_grid = _parse_train_grid(raw.get("train"), fail)
+    methods, method_entries = _parse_methods(raw.get("methods"), fail, search, train_grid)
     budgets = _parse_budgets(raw.get("budgets", [0]), fail)
     seeds = _parse_seeds(raw.get("seeds", 3), fail)
     model, backbone_code = _parse_model(raw.get("model"), fail, search)
-    train = _parse_train(raw.get("train"), fail)
+    selection = _parse_selection(raw.get("selection"), fail, sweeps=any(m.sweep for m in methods), budgets=budgets)
     budget_policy = raw.get("budget_policy", "error")
     if budget_policy not in BUDGET_POLICIES:
         fail("budget_policy", f"expected one of {list(BUDGET_POLICIES)}, got {budget_policy!r}")
@@ -252,7 +291,7 @@ def parse_config(raw: Any, source: str | None = None, path: Path | None = None) 
         fail("methods", f"{source_free[0]!r} trains on target labels only and needs a budget > 0 in 'budgets'")
     return Config(name=name.strip(), data=data, domains=domains, pairs=pairs, methods=methods,
                   budgets=budgets, seeds=seeds, model=model, train=train, budget_policy=budget_policy,
-                  path=path, backbone_code=backbone_code)
+                  path=path, backbone_code=backbone_code, method_entries=method_entries, selection=selection)
 
 
 def _non_string_key(value, where: str) -> tuple[str, Any] | None:
@@ -377,14 +416,24 @@ def _parse_pairs(pairs, fail):
     return out
 
 
-def _parse_methods(methods, fail, search: Path | None = None) -> list[MethodSpec]:
+def _parse_methods(methods, fail, search: Path | None = None,
+                   train_grid: Mapping[str, list] | None = None) -> tuple[list[MethodSpec], list[dict] | None]:
+    """The configurations the ``methods:`` entries ask for, and the entries as written (``None`` when no entry
+    and no ``train:`` value is a grid: then ``to_dict`` writes one entry per configuration, as before sweeps).
+
+    A list in a method's parameters is a grid over that parameter, crossed with the ``train:`` grid
+    (``train_grid``: key → checked values): one :class:`MethodSpec` per combination, labelled
+    ``<label>[<key>=<value>,…]`` (method parameters in the order the method declares them, then train keys).
+    """
     if methods is None:
         methods = ["finetune", "dann", "coral", "scratch"]
     if isinstance(methods, str):
         methods = [methods]
     if not isinstance(methods, list) or not methods:
         fail("methods", f"expected a non-empty list of methods from {list(METHOD_NAMES)}, got {methods!r}")
+    train_grid = dict(train_grid or {})
     out: list[MethodSpec] = []
+    entries: list[dict] = []
     for i, m in enumerate(methods):
         if isinstance(m, str):
             name, params = m, {}
@@ -401,6 +450,7 @@ def _parse_methods(methods, fail, search: Path | None = None) -> list[MethodSpec
             fail(f"methods[{i}].class", f"{name!r} is a built-in method; give the plugin another name")
         if class_path is not None and not isinstance(class_path, str):
             fail(f"methods[{i}].class", f"expected 'module.path:ClassName', got {class_path!r}")
+        code: dict = {}
         if name not in METHOD_NAMES:  # a plugin (adapt.plugins): its class path, or an installed entry point
             from adapt.plugins import METHOD_GROUP, PluginError, entry_point_names, resolve_method
 
@@ -413,27 +463,71 @@ def _parse_methods(methods, fail, search: Path | None = None) -> list[MethodSpec
                 fail(f"methods[{i}]" + (".class" if class_path else ""), f"{err}{hint}")
             if not class_path:
                 code = {**code, "entry_point": name}
-            try:
-                checked = cls.check_params(params)
-            except (ValueError, TypeError, KeyError) as err:
-                fail(f"methods[{i}]", f"{name}: {err}")
-            out.append(MethodSpec(name=name, label=label, params=checked, code=code))
-            continue
-        try:
-            from adapt.methods import check_method_params
-        except ImportError:  # the methods package is not built yet in this checkout
-            checked = dict(params)
         else:
-            try:
-                checked = check_method_params(name, params)
-            except (ValueError, TypeError, KeyError) as err:
-                fail(f"methods[{i}]", f"{name}: {err}")
-        out.append(MethodSpec(name=name, label=label, params=checked))
+            from adapt.methods import METHODS
+
+            cls = METHODS[name]
+        grid = _method_grid(cls, name, params, f"methods[{i}]", fail)
+        scalars = {k: v for k, v in params.items() if k not in grid}
+        try:
+            base = cls.check_params({**scalars, **{k: values[0] for k, values in grid.items()}})
+        except (ValueError, TypeError, KeyError) as err:
+            fail(f"methods[{i}]", f"{name}: {err}")
+        axes = [*((k, grid[k], "params") for k in cls.PARAMS if k in grid),
+                *((k, values, "train") for k, values in train_grid.items())]
+        written_class = code.get("path") if code.get("path") and not code.get("entry_point") else None
+        entry = {"name": name, "label": label, **({"class": written_class} if written_class else {}),
+                 **{k: (grid[k] if k in grid else v) for k, v in base.items()}}
+        entries.append(entry)
+        for index, combo in enumerate(itertools.product(*(values for _, values, _ in axes))):
+            point = {k: v for (k, _, _), v in zip(axes, combo)}
+            checked = {**base, **{k: v for (k, _, where), v in zip(axes, combo) if where == "params"}}
+            train = {k: v for (k, _, where), v in zip(axes, combo) if where == "train"}
+            spec_label = f"{label}[{','.join(f'{k}={_grid_value(v)}' for k, v in point.items())}]" if axes else label
+            out.append(MethodSpec(name=name, label=spec_label, params=checked, code=code,
+                                  sweep=label if axes else "", grid=point, train=train, grid_index=index))
     labels = [m.label for m in out]
     dup = sorted({label for label in labels if labels.count(label) > 1})
     if dup:
         fail("methods", f"method label {dup[0]!r} is used twice; give variants distinct 'label's")
-    return out
+    return out, (entries if any(m.sweep for m in out) else None)
+
+
+def _method_grid(cls, name: str, params: Mapping, where: str, fail) -> dict[str, list]:
+    """The parameters given as lists (grids), each value checked by the method's own declared checker."""
+    grid: dict[str, list] = {}
+    for key, values in params.items():
+        if not isinstance(values, list):
+            continue
+        if key not in cls.PARAMS:
+            fail(f"{where}.{key}", f"{name}: unknown param {key!r}; {name} takes {sorted(cls.PARAMS) or 'none'}")
+        if not values:
+            fail(f"{where}.{key}", "an empty grid; give at least one value (a list of values is a sweep)")
+        checked = []
+        for j, value in enumerate(values):
+            try:
+                checked.append(cls.PARAMS[key][1](key, value))
+            except (ValueError, TypeError) as err:
+                fail(f"{where}.{key}[{j}]", f"{name}: {err}")
+        _no_repeats(checked, f"{where}.{key}", fail)
+        grid[key] = checked
+    return grid
+
+
+def _no_repeats(values: list, field_name: str, fail) -> None:
+    seen = [_grid_value(v) for v in values]
+    twice = sorted({v for v in seen if seen.count(v) > 1})
+    if twice:
+        fail(field_name, f"the grid lists value {twice[0]} twice; give each value once")
+
+
+def _grid_value(value) -> str:
+    """A grid value as it appears in a configuration's label: ``0.3``, ``1`` (for 1.0), ``0.0001``, ``adam``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3g}"
+    return str(value)
 
 
 def _parse_budgets(budgets, fail) -> list[int]:
@@ -522,6 +616,65 @@ def _number(value, field_name: str, fail, positive: bool) -> float:
     if not ok:
         fail(field_name, f"expected a {'positive number' if positive else 'number >= 0'}, got {value!r}")
     return float(v)
+
+
+def _parse_train_grid(train, fail) -> tuple[dict, dict[str, list]]:
+    """``train:`` with grids: ``(settings, grid)``. A list under a key of :data:`SWEEPABLE_TRAIN_KEYS` is a grid;
+    each value is checked as that key's one value would be. ``settings`` holds the checked lists under the swept
+    keys (what run.json records); ``grid`` maps each swept key to its checked values, in the order written."""
+    if not isinstance(train, Mapping):
+        return _parse_train(train, fail), {}
+    lists = {k: v for k, v in train.items() if isinstance(v, list)}
+    for key in lists:
+        if key not in SWEEPABLE_TRAIN_KEYS and key in TRAIN_KEYS:
+            fail(f"train.{key}", f"a list (a grid) is not allowed here: it is the comparison's protocol, the "
+                                 f"same for every arm; grids go on {list(SWEEPABLE_TRAIN_KEYS)} or on a method's "
+                                 f"parameters")
+        if not lists[key]:
+            fail(f"train.{key}", "an empty grid; give at least one value (a list of values is a sweep)")
+    first = {**train, **{k: v[0] for k, v in lists.items()}}
+    settings = _parse_train(first, fail)
+    grid: dict[str, list] = {}
+    for key, values in lists.items():
+        checked = []
+        for j, value in enumerate(values):
+            def fail_at(field_name: str, message: str, _key=key, _j=j):
+                fail(f"train.{_key}[{_j}]" if field_name == f"train.{_key}" else field_name, message)
+
+            checked.append(_parse_train({**first, key: value}, fail_at)[key])
+        _no_repeats(checked, f"train.{key}", fail)
+        grid[key] = checked
+        settings[key] = list(checked)
+    return settings, grid
+
+
+def _parse_selection(selection, fail, *, sweeps: bool, budgets: list[int]) -> dict | None:
+    """The top-level ``selection:`` section, defaults filled in; a sweep without one gets the default rule."""
+    from analysis.selection import DEFAULT_RULE, RULES
+
+    if selection is None:
+        return {**SELECTION_DEFAULTS, "rule": DEFAULT_RULE} if sweeps else None
+    if not isinstance(selection, Mapping):
+        fail("selection", f"expected a mapping like {{rule: {DEFAULT_RULE}}}, got {selection!r}")
+    unknown = sorted(set(map(str, selection)) - set(SELECTION_DEFAULTS))
+    if unknown:
+        fail(f"selection.{unknown[0]}", f"unknown key; expected some of {list(SELECTION_DEFAULTS)}")
+    out = {**SELECTION_DEFAULTS, "rule": DEFAULT_RULE, **dict(selection)}
+    if out["rule"] not in RULES:
+        fail("selection.rule", f"expected one of {list(RULES)}, got {out['rule']!r}")
+    holdout = out["source_holdout"]
+    if isinstance(holdout, bool) or not isinstance(holdout, (int, float)) or not 0 < holdout <= 0.5:
+        fail("selection.source_holdout", f"expected a fraction in (0, 0.5] of each source class held out of "
+                                         f"training for validation, got {holdout!r}")
+    out["source_holdout"] = float(holdout)
+    folds = out["folds"]
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        fail("selection.folds", f"expected an integer >= 2 (folds of the labelled target samples), got {folds!r}")
+    if out["rule"] == "target-cv" and min(budgets) < 2:
+        fail("selection.rule", f"target-cv cross-validates on the labelled target samples and needs >= 2 per "
+                               f"class, but budgets has {min(budgets)}; use another rule (e.g. source-val) or "
+                               f"budgets >= 2")
+    return out
 
 
 def _parse_train(train, fail) -> dict:

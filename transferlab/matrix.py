@@ -65,6 +65,9 @@ def cell_record(cell: Cell, result: Mapping, shared_from: str | None = None) -> 
         "data_fingerprints": {"source": cell.source_fingerprint or None, "target": cell.target_fingerprint or None},
         "target_labels": cell.target_labels,
         **({"code": dict(cell.code)} if cell.code else {}),  # plugin code identity (adapt.plugins)
+        # a sweep's configuration (analysis.selection groups by ``sweep`` and marks the chosen one)
+        **({"sweep": cell.sweep, "grid": dict(cell.grid), "grid_index": cell.grid_index} if cell.sweep else {}),
+        **({"selection_protocol": dict(cell.selection)} if cell.selection else {}),
         "shared_from": shared_from,
         "finished_at": result.get("finished_at") or now(),
     }
@@ -72,7 +75,7 @@ def cell_record(cell: Cell, result: Mapping, shared_from: str | None = None) -> 
 
 _IDENTITY = {"key", "compute_key", "source", "target", "method", "method_name", "seed", "budget",
              "method_params", "model", "train", "data", "data_fingerprints", "target_labels", "code", "shared_from",
-             "finished_at"}
+             "finished_at", "sweep", "grid", "grid_index", "selection_protocol"}
 
 
 @dataclass

@@ -68,6 +68,7 @@ def expand_cells(config: Config, pairs: list[tuple[str, str]], fingerprints: Map
     data_identity = {k: v for k, v in config.data.items()}
     fingerprints = fingerprints or {}
     target_labels = target_labels or {}
+    selection = config.selection_protocol()
     cells = []
     for source, target in pairs:
         for spec in config.methods:
@@ -78,9 +79,11 @@ def expand_cells(config: Config, pairs: list[tuple[str, str]], fingerprints: Map
                     cells.append(Cell(
                         source=source, target=target, method=spec.label, method_name=spec.name, seed=seed,
                         budget=budget, method_params=dict(spec.params), model=dict(config.model),
-                        train=dict(config.train), data=data_identity,
+                        train=config.cell_train(spec), data=data_identity,
                         source_fingerprint=fingerprints.get(source, ""),
                         target_fingerprint=fingerprints.get(target, ""),
                         target_labels=target_labels.get((target, seed, budget)),
-                        code=config.plugin_code(spec)))
+                        code=config.plugin_code(spec), sweep=spec.sweep, grid=dict(spec.grid),
+                        grid_index=spec.grid_index,
+                        selection=dict(selection)))
     return cells
