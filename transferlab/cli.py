@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--baseline", choices=["scratch", "target-only"], default="scratch",
                          help="the baseline the negative flags and per-class changes are measured against "
                               "(default: scratch)")
+    explain.add_argument("--retrain", action="store_true",
+                         help="retrain a flagged aligning cell to measure its features after adaptation when the "
+                              "run kept no weights (default: no retraining; train.save_models: true keeps them)")
     explain.set_defaults(func=cmd_explain)
 
     export = sub.add_parser("export", help="a cell's trained network as TorchScript (or ONNX)",
@@ -468,10 +471,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     domains, _ = plan_distances(config)
     verify_fingerprints(domains, info.get("fingerprints"), str(run_dir),
                         "explanations would describe other data than the records")
-    entries = explain_run(run_dir, config, domains, baseline=args.baseline)
+    import time
+
+    t0 = time.perf_counter()
+    entries = explain_run(run_dir, config, domains, baseline=args.baseline, retrain=args.retrain)
+    took = time.perf_counter() - t0
     for e in entries:
         print(f"{e['source']} -> {e['target']}, {e['method']}, budget {e['budget']}: {e['reading']}")
-    print(f"{len(entries)} negative row(s) explained; wrote {run_dir / EXPLANATIONS_FILE}")
+    ran = _run_seconds(info)
+    share = f" ({100 * took / ran:.0f}% of the run's {ran:.0f} s)" if ran else ""
+    print(f"{len(entries)} negative row(s) explained in {took:.1f} s{share}; wrote {run_dir / EXPLANATIONS_FILE}")
     return EXIT_OK
 
 

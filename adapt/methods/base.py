@@ -109,6 +109,9 @@ class Method:
     # True: the default fit_cell, and extra_loss/monitors take stacked members' batches (M, N, d) and return one
     # value per member — cells of the method then train many at once (adapt.stacked); False: one at a time
     stackable: ClassVar[bool] = False
+    # True: the method aligns source and target distributions (an alignment loss or transform on unlabelled target
+    # data); explanations speak of "after adaptation" only for such a method (finetune adapts nothing)
+    aligns: ClassVar[bool] = False
 
     def __init__(self, params: dict, feature_dim: int, n_classes: int):
         self.params = dict(params)

@@ -45,6 +45,7 @@ DEFAULT_WEIGHT = 100.0
 
 class DeepCORAL(Method):
     name = "coral"
+    aligns = True
     stackable = True
     PARAMS = {"weight": (DEFAULT_WEIGHT, number(0.0))}
 

@@ -47,6 +47,7 @@ def as_float_array(X: np.ndarray) -> np.ndarray:
 
 class CORALClosed(Method):
     name = "coral-closed"
+    aligns = True
     exports_model = False  # its network reads re-coloured inputs or features, not the domain's inputs
     PARAMS = {
         "on": ("auto", choice("auto", "input", "features")),

@@ -50,6 +50,7 @@ DEFAULT_DISC_LR_MULT = 0.3
 
 class DANN(Method):
     name = "dann"
+    aligns = True
     stackable = True
     PARAMS = {
         "trade_off": (DEFAULT_TRADE_OFF, number(0.0)),

@@ -19,11 +19,12 @@ CONFIG = {
              "shifts": {"base": {}, "concept": {"concept": 1.0}, "label": {"label": 0.8},
                         "covariate": {"covariate": 1.0}}},
     "pairs": [["concept", "base"], ["label", "base"], ["covariate", "base"]],
-    "methods": ["dann", "scratch"],
+    "methods": ["dann", "finetune", "scratch"],
     "budgets": [5],
     "seeds": 2,
     "model": {"backbone": "mlp", "hidden": [32]},
-    "train": {"steps": 200, "eval_every": 50, "device": "cpu"},
+    # save_models: explain reads the trained networks instead of retraining them
+    "train": {"steps": 200, "eval_every": 50, "device": "cpu", "save_models": True},
 }
 
 
@@ -36,18 +37,32 @@ def run(tmp_path_factory):
     return out, config, domains
 
 
-def test_each_planted_pair_gets_its_cause(run):
+def _no_retraining(monkeypatch):
+    import adapt.train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("explain retrained a cell")
+
+    monkeypatch.setattr(adapt.train, "run_cell", refuse)
+
+
+def test_each_planted_pair_gets_its_cause(run, monkeypatch):
     out, config, domains = run
+    _no_retraining(monkeypatch)
     rows = pd.DataFrame([{"source": s, "target": t, "method": "dann", "budget": 5} for s, t in CONFIG["pairs"]])
     entries = {e["source"]: e for e in explain_rows(rows, out, config, domains)}
     assert entries["concept"]["cause"] == "concept shift"
     assert entries["label"]["cause"] == "label shift"
     assert "dann aligned marginals across different class priors" in entries["label"]["reading"]
     assert entries["covariate"]["cause"] == "covariate shift"
-    # after adaptation: the flagged cell retrained (seed 0) through the public run_cell(return_model=True)
+    # after adaptation: dann aligns (the registry says so), measured on the network the run kept (seed 0)
     for entry in entries.values():
+        assert entry["aligns"] and entry["evidence"]["after_from"] == "the network the run kept"
         assert 0.0 <= entry["evidence"]["discriminator_after"] <= 1.0
         assert entry["evidence"]["class_w2_after"] >= 0.0
+    # BBSE is read only where the label-shift test sees a shift and the inputs are not separable
+    assert entries["label"]["evidence"]["label_shift_p"] < 0.05 and entries["label"]["evidence"]["prior_tv"] > 0.15
+    assert entries["covariate"]["evidence"]["prior_tv"] is None
     # per-class change from the per-example outcomes of dann and scratch on the same seeds and test examples
     concept = pd.DataFrame(entries["concept"]["per_class"])
     records = analysis.load_results(out).query("source == 'concept' and method == 'dann'")
@@ -77,3 +92,38 @@ def test_explain_run_writes_exactly_the_flagged_rows(run, tmp_path):
     assert {e["source"]: e["cause"] for e in entries}["concept"] == "concept shift"
     saved = json.loads((copy / EXPLANATIONS_FILE).read_text())
     assert saved["baseline"] == "scratch" and saved["rows"] == entries
+
+
+def test_wording_follows_the_method_and_each_row_leads_with_its_own_evidence(run, monkeypatch):
+    out, config, domains = run
+    _no_retraining(monkeypatch)
+    nt = analysis.negative_transfer(analysis.load_results(out).assign(converged=True),
+                                    outcomes=analysis.load_outcomes(out))
+    rows = nt[(nt.source == "covariate") & nt.method.isin(["dann", "finetune"])]
+    entries = {e["method"]: e for e in explain_rows(rows, out, config, domains)}
+    fine, dann = entries["finetune"], entries["dann"]
+    # finetune adapts nothing: no features "after adaptation", and the reading says it does not align
+    assert not fine["aligns"] and "discriminator_after" not in fine["evidence"]
+    assert "does not align" in fine["reading"] and "after" not in fine["reading"]
+    assert "alignment a domain classifier on its features" in dann["reading"]
+    # same pair, same cause, but each row leads with its own gain (and classes), so they read differently
+    assert fine["cause"] == dann["cause"] == "covariate shift"
+    for method, entry in entries.items():
+        gain = float(rows.set_index("method").loc[method, "gain"])
+        assert entry["reading"].startswith(f"{method} {100 * gain:+.1f} pts vs scratch")
+    assert fine["lead"] != dann["lead"]
+
+
+def test_explain_without_kept_weights_does_not_retrain(run, tmp_path, monkeypatch):
+    import shutil
+
+    out, config, domains = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    for weights in (copy / "cells").glob("*.pt"):
+        weights.unlink()
+    _no_retraining(monkeypatch)
+    rows = pd.DataFrame([{"source": "covariate", "target": "base", "method": "dann", "budget": 5}])
+    entry = explain_rows(rows, copy, config, domains)[0]
+    assert entry["evidence"]["after_from"].startswith("not measured")
+    assert entry["cause"] == "covariate shift" and "discriminator_after" not in entry["evidence"]
